@@ -1,0 +1,1 @@
+"""Geometry of closed hand meshes: capping, interpenetration, alignment, rotations."""

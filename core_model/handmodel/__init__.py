@@ -1,0 +1,1 @@
+"""Hand models in MANO's layout (MANO, OpenHand) behind one interface."""

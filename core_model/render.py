@@ -1,0 +1,74 @@
+"""Headless rendering of hand meshes with pyvista (VTK offscreen, EGL/OSMesa without a display)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from core_model.fileio import atomic_path
+
+HAND_COLOURS = ("#6fa8dc", "#f6b26b")  # right, left: a colour-blind-safe blue/orange pair
+PENETRATION_COLOUR = "#d62728"
+
+
+@dataclasses.dataclass
+class HandScene:
+    """One panel: meshes of both hands. vertices [2, V, 3] metres; faces per hand [F, 3]; inside [2, V] bool."""
+
+    vertices: np.ndarray
+    faces: Sequence[np.ndarray]
+    title: str = ""
+    inside: np.ndarray | None = None
+    view: str = "front"
+
+
+def _polydata(vertices: np.ndarray, faces: np.ndarray):
+    import pyvista as pv
+
+    cells = np.hstack([np.full((len(faces), 1), 3), faces]).astype(np.int64).ravel()
+    return pv.PolyData(np.asarray(vertices, dtype=np.float64), cells)
+
+
+def _set_view(plotter, view: str) -> None:
+    # Camera convention of the project (OpenCV): x right, y down, z forward; "front" looks down +z.
+    plotter.view_vector({"front": (0, 0, -1), "back": (0, 0, 1), "side": (1, 0, 0), "top": (0, 1, 0),
+                         "alternative": (1, -1, 1)}[view], viewup=(0, -1, 0))
+    plotter.reset_camera()
+    plotter.camera.zoom(1.15)
+
+
+def render_scenes(scenes: Sequence[HandScene], path: str | Path, columns: int = 4,
+                  panel_size: tuple[int, int] = (400, 400)) -> Path:
+    """Render panels into one PNG (written atomically) and return its path."""
+    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    import pyvista as pv
+
+    rows = -(-len(scenes) // columns)
+    cols = min(columns, len(scenes))
+    plotter = pv.Plotter(off_screen=True, shape=(rows, cols), window_size=(panel_size[0] * cols,
+                                                                          panel_size[1] * rows), border=False)
+    try:
+        plotter.set_background("white")
+        for i, scene in enumerate(scenes):
+            plotter.subplot(i // columns, i % columns)
+            for hand in range(2):
+                mesh = _polydata(scene.vertices[hand], scene.faces[hand])
+                if scene.inside is not None and scene.inside[hand].any():
+                    colours = np.tile(np.array(pv.Color(HAND_COLOURS[hand]).float_rgb), (mesh.n_points, 1))
+                    colours[scene.inside[hand]] = pv.Color(PENETRATION_COLOUR).float_rgb
+                    mesh.point_data["rgb"] = (colours * 255).astype(np.uint8)
+                    plotter.add_mesh(mesh, scalars="rgb", rgb=True, smooth_shading=True, specular=0.2)
+                else:
+                    plotter.add_mesh(mesh, color=HAND_COLOURS[hand], smooth_shading=True, specular=0.2)
+            if scene.title:
+                plotter.add_text(scene.title, font_size=12, color="black")
+            _set_view(plotter, scene.view)
+        with atomic_path(path) as tmp:
+            plotter.screenshot(str(tmp))
+    finally:
+        plotter.close()
+    return Path(path)

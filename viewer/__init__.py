@@ -1,0 +1,1 @@
+"""InterHand Studio, the Qt desktop application; it only presents what core_model computes."""
