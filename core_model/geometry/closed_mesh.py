@@ -45,3 +45,9 @@ def cap_holes(faces: np.ndarray) -> np.ndarray:
     if not caps:
         return np.asarray(faces).copy()
     return np.concatenate([faces, np.array(caps, dtype=np.asarray(faces).dtype)])
+
+
+def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
+    """Volume enclosed by a closed surface; negative when its faces wind inward."""
+    tri = np.asarray(vertices, dtype=np.float64)[np.asarray(faces)]
+    return float(np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() / 6.0)

@@ -14,9 +14,7 @@ import torch
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 
-KEYPOINT_NAMES = ("wrist",) + tuple(
-    f"{finger}_{part}" for finger in FINGERS for part in ("mcp", "pip", "dip", "tip")
-)
+KEYPOINT_NAMES = ("wrist", *tuple(f"{finger}_{part}" for finger in FINGERS for part in ("mcp", "pip", "dip", "tip")))
 """Names in our order; for the thumb the four points are CMC, MCP, IP and tip."""
 
 MANO_JOINT_NAMES = ("wrist", "index1", "index2", "index3", "middle1", "middle2", "middle3", "pinky1", "pinky2",
@@ -38,7 +36,7 @@ MANO21_TO_OURS = _mano21_index()
 """``ours = mano21[..., MANO21_TO_OURS, :]`` where mano21 is the 16 joints followed by the five tips."""
 OURS_TO_MANO21 = tuple(int(i) for i in np.argsort(MANO21_TO_OURS))
 
-INTERHAND_TO_OURS = (20,) + tuple(4 * f + (3 - k) for f in range(5) for k in range(4))
+INTERHAND_TO_OURS = (20, *tuple(4 * f + (3 - k) for f in range(5) for k in range(4)))
 """``ours = interhand[..., INTERHAND_TO_OURS, :]`` for one hand of 21 InterHand2.6M joints."""
 OURS_TO_INTERHAND = tuple(int(i) for i in np.argsort(INTERHAND_TO_OURS))
 
@@ -66,7 +64,7 @@ def interhand_to_ours(points, axis: int = -2):
     if points.shape[axis] == 42:
         axis = axis % points.ndim
         shape = tuple(points.shape)
-        split = shape[:axis] + (2, 21) + shape[axis + 1 :]
+        split = (*shape[:axis], 2, 21, *shape[axis + 1:])
         points = points.reshape(split)
         return _take(points, INTERHAND_TO_OURS, axis + 1)
     return _take(points, INTERHAND_TO_OURS, axis)

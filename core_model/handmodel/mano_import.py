@@ -9,6 +9,8 @@ such as ``os.system`` fails before anything runs.
 
 from __future__ import annotations
 
+import builtins
+import codecs
 import copyreg
 import io
 import logging
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from core_model.geometry.closed_mesh import cap_holes, signed_volume
 from core_model.handmodel.data import HandModelData, HandModelFileError
 from core_model.handmodel.registry import MANO_FILES, mano_dir
 
@@ -64,9 +67,11 @@ _ALLOWED = {
     ("numpy", "dtype"): np.dtype,
     ("copy_reg", "_reconstructor"): copyreg._reconstructor,
     ("copyreg", "_reconstructor"): copyreg._reconstructor,
-    ("__builtin__", "object"): object,
-    ("builtins", "object"): object,
+    ("_codecs", "encode"): codecs.encode,  # how Python 3 writes bytes into a protocol-2 pickle
 }
+# Pure data constructors that may appear inside a chumpy object's state; none has side effects.
+_ALLOWED |= {(module, name): getattr(builtins, name) for module in ("__builtin__", "builtins")
+             for name in ("object", "set", "frozenset", "slice", "complex")}
 _SPARSE_MODULES = {"scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr", "scipy.sparse._csr",
                    "scipy.sparse.compressed", "scipy.sparse._compressed"}
 
@@ -85,12 +90,27 @@ class RestrictedUnpickler(pickle.Unpickler):
                                 "scipy.sparse arrays")
 
 
+def _chumpy_array(key: str, stub: _ChumpyStub) -> np.ndarray:
+    """The value of a chumpy expression from its pickled state: a ``Ch`` keeps it in ``x``, a
+    ``reordering.Select`` in ``a`` (another Ch) indexed by ``idxs``; both may carry the result in ``_cache``."""
+    state = getattr(stub, "state", None)
+    if not isinstance(state, dict):
+        raise HandModelFileError(f"{key}: a chumpy object without state; not a MANO model file")
+    if "x" in state:
+        return np.asarray(state["x"])
+    if "a" in state and "idxs" in state and isinstance(state["a"], _ChumpyStub):
+        selected = _chumpy_array(key, state["a"]).ravel()[np.asarray(state["idxs"])]
+        shape = state.get("preferred_shape")
+        return selected.reshape(shape) if shape is not None else selected
+    cached = state.get("_cache")
+    if isinstance(cached, dict) and isinstance(cached.get("r"), np.ndarray):
+        return cached["r"]
+    raise HandModelFileError(f"{key}: a chumpy object whose array cannot be recovered; not a MANO model file")
+
+
 def _to_array(key: str, value: Any) -> np.ndarray:
     if isinstance(value, _ChumpyStub):
-        state = getattr(value, "state", None)
-        if not isinstance(state, dict) or "x" not in state:
-            raise HandModelFileError(f"{key}: a chumpy object without its array ('x'); not a MANO model file")
-        value = state["x"]
+        value = _chumpy_array(key, value)
     elif isinstance(value, _SparseStub):
         state = getattr(value, "state", None)
         try:
@@ -140,9 +160,12 @@ def fix_left_shapedirs(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def _hand_model_data(side: str, arrays: dict[str, np.ndarray], source: Path) -> HandModelData:
-    from core_model.geometry.closed_mesh import cap_holes
-
     faces = arrays["f"].astype(np.int32)
+    closed = cap_holes(faces)
+    # The MANO files share one face list between the sides although the left vertices are mirrored, which
+    # turns the left surface inside out. Orient each side outward (positive volume) so inside tests hold.
+    if signed_volume(arrays["v_template"], closed) < 0:
+        faces, closed = faces[:, ::-1].copy(), closed[:, ::-1].copy()
     return HandModelData(
         side=side,
         v_template=arrays["v_template"].astype(np.float32),
@@ -152,7 +175,7 @@ def _hand_model_data(side: str, arrays: dict[str, np.ndarray], source: Path) -> 
         weights=arrays["weights"].astype(np.float32),
         kintree_table=arrays["kintree_table"].astype(np.int64),
         faces=faces,
-        closed_faces=cap_holes(faces).astype(np.int32),
+        closed_faces=closed.astype(np.int32),
         hands_components=arrays["hands_components"].astype(np.float32),
         hands_mean=arrays["hands_mean"].astype(np.float32),
         fingertip_ids=np.array(MANO_FINGERTIP_IDS, np.int64),

@@ -97,7 +97,8 @@ def rest_frames(layer: HandLayer) -> torch.Tensor:
     thumb_side = index1 - pinky1
     thumb_side = torch.nn.functional.normalize(thumb_side - forward * (thumb_side @ forward), dim=0)
     # t x f points out of the palm for a right hand; mirroring reverses the cross product.
-    palm = torch.linalg.cross(thumb_side, forward) * (1.0 if layer.side == "right" else -1.0)
+    side_sign = 1.0 if layer.side == "right" else -1.0
+    palm = torch.linalg.cross(thumb_side, forward) * side_sign
 
     frames = torch.zeros(15, 3, 3, dtype=torch.float64)
     for finger_index, finger in enumerate(FINGERS):
@@ -113,7 +114,8 @@ def rest_frames(layer: HandLayer) -> torch.Tensor:
             abduct = torch.linalg.cross(flex, twist)            # rotating about it moves the bone sideways
             if (torch.linalg.cross(abduct, twist) @ thumb_side) < 0:
                 abduct = -abduct                                # positive abduction goes toward the thumb
-            frames[j - 1] = torch.stack([flex, abduct, twist])
+            # Twist about the bone turns the same anatomical way on both sides (mirroring reverses its sense).
+            frames[j - 1] = torch.stack([flex, abduct, twist * side_sign])
     return frames.float()
 
 

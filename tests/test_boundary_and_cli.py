@@ -1,0 +1,62 @@
+"""The core stays Qt-free, and the command line works headless."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_import_contract_core_model_never_imports_qt_or_the_viewer():
+    result = subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--config",
+                             str(REPO / "pyproject.toml")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_importing_all_of_core_model_loads_no_qt():
+    code = ("import pkgutil, importlib, sys, core_model\n"
+            "for m in pkgutil.walk_packages(core_model.__path__, 'core_model.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyvistaqt', 'viewer', 'shiboken6')]\n"
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _interhand(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core_model.cli", *args], capture_output=True, text=True,
+                          cwd=REPO, **kwargs)
+
+
+def test_info_names_versions_device_hand_model_and_mano_location():
+    result = _interhand("info")
+    assert result.returncode == 0, result.stderr
+    for needle in ("torch", "smplx", "device", "cpu", "hand model", "OpenHand", "MANO directory", "MANO imported"):
+        assert needle in result.stdout
+
+
+def test_mano_import_of_a_missing_folder_fails_with_a_message_not_a_traceback(tmp_path):
+    result = _interhand("mano-import", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "not a directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_hand_pose_figure_is_rendered_headless(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "poses.png"
+    result = _interhand("figures", "hand-poses", "--out", str(out), "--poses", "open", "fist")
+    assert result.returncode == 0, result.stderr
+    image = np.asarray(Image.open(out))
+    assert image.shape[0] >= 400 and image.shape[1] >= 800
+    # Both hand colours are present (blue right, orange left) on a white background.
+    pixels = image[..., :3].reshape(-1, 3).astype(int)
+    blue = (pixels[:, 2] > pixels[:, 0] + 40).mean()
+    orange = (pixels[:, 0] > pixels[:, 2] + 60).mean()
+    assert blue > 0.02 and orange > 0.02
+    assert np.mean(pixels.min(1) > 240) > 0.4
