@@ -1,0 +1,1 @@
+"""Video to reconstruction: decoding, the two-hand region, windowed inference."""
