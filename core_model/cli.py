@@ -15,6 +15,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from core_model.info import collect_info, format_info
 
     print(format_info(collect_info(hand_model=args.hand_model)))
+    if args.preset is not None or args.complexity:
+        from core_model.network.config import STCNetConfig
+
+        config = STCNetConfig.from_preset(args.preset or "lite")
+        print(f"STCNet preset {config.preset!r}: " + ", ".join(f"{k}={v}" for k, v in config.to_dict().items()
+                                                              if k != "preset"))
+        if args.complexity:
+            from core_model.handmodel.registry import load_hand_model
+            from core_model.network.complexity import format_complexity, measure_complexity
+
+            print("measuring (random weights; latency on CPU, batch 1) ...", flush=True)
+            print(format_complexity(measure_complexity(config, load_hand_model(args.hand_model))))
     return 0
 
 
@@ -41,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     from core_model import __version__
     from core_model.handmodel.poses import NAMED_POSES
     from core_model.handmodel.registry import MODEL_CHOICES
+    from core_model.network.config import PRESETS
 
     parser = argparse.ArgumentParser(prog="interhand", description=__doc__)
     parser.add_argument("--version", action="version", version=f"interhand-studio {__version__}")
@@ -58,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("info", _cmd_info, "versions, device, the hand model in use and where MANO is looked for")
     hand_model_option(p)
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="also show this STCNet preset's configuration (with --complexity: default lite)")
+    p.add_argument("--complexity", action="store_true",
+                   help="measure the STCNet preset: parameters, FLOPs per frame and per window, CPU latency")
 
     p = command("mano-import", _cmd_mano_import,
                 "import the official MANO_RIGHT.pkl / MANO_LEFT.pkl (no chumpy needed) into the user data directory")
@@ -70,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, required=True, help="PNG to write")
     q.add_argument("--poses", nargs="+", choices=sorted(NAMED_POSES), default=["open", "fist", "pinch", "point"])
     hand_model_option(q)
+
+    from core_model.pipeline import cli_commands
+
+    p = command("export", cli_commands.cmd_export,
+                "export a result's meshes (OBJ/PLY/GLB per frame) and one animated GLB of the sequence")
+    cli_commands.add_export_arguments(p)
+
+    p = command("run", cli_commands.cmd_run, "reconstruct both hands in a video or image folder into a result file")
+    cli_commands.add_run_arguments(p)
+    hand_model_option(p)
     return parser
 
 

