@@ -1,0 +1,125 @@
+"""Handlers of ``interhand export`` and ``interhand run`` (wired into ``core_model.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("interhand")
+
+
+def _faces_for(hand_model_name: str):
+    """The (right, left) faces of the hand model a result was made with."""
+    from core_model.handmodel.registry import load_hand_model
+
+    kind = {"mano": "mano", "openhand": "openhand"}.get(hand_model_name.lower())
+    if kind is None:
+        raise ValueError(f"result: made with hand model {hand_model_name!r}, which this software does not know")
+    model = load_hand_model(kind)
+    return model, (model.right.data.faces, model.left.data.faces)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Meshes of the selected frames, one file each, plus the animated GLB of the selection."""
+    from core_model.pipeline.sequence_export import export_animation, export_frames, parse_frames
+    from core_model.results import load_result
+
+    result = load_result(args.result)
+    frames = parse_frames(args.frames, result.num_frames)
+    model, faces = _faces_for(result.meta.hand_model)
+    if model.num_vertices != result.num_vertices:
+        raise ValueError(f"result: {result.num_vertices} vertices per hand, but {model.name} here has "
+                         f"{model.num_vertices}")
+    written = export_frames(result, faces, args.out, args.format, frames)
+    skipped = len(frames) - len(written)
+    print(f"wrote {len(written)} {args.format.upper()} files to {args.out}"
+          + (f" ({skipped} frames without both hands skipped)" if skipped else ""))
+    if not args.no_animation:
+        path = export_animation(result, faces, Path(args.out) / f"{Path(args.result).stem}_animation.glb", frames)
+        print(f"wrote {path} (animated, {result.meta.fps:g} fps)")
+    return 0
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("result", type=Path, help="result file (.npz) written by interhand run")
+    p.add_argument("--format", choices=("obj", "ply", "glb"), default="obj", help="mesh format of the per-frame files")
+    p.add_argument("--frames", default=None, help="frames a:b (Python slice; default all) or one index")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--no-animation", action="store_true", help="skip the animated GLB of the whole selection")
+
+
+class _ProgressBar:
+    """A one-line text progress bar on stderr (a terminal) or a line per 10 % (a log file)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = (None, -1)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        total = max(total, 1)
+        pct = min(100, int(100 * done / total))
+        if self.tty:
+            bar = "#" * (pct // 4)
+            print(f"\r{stage:7s} [{bar:25s}] {pct:3d}% {done}/{total}", end="", file=sys.stderr, flush=True)
+            if done >= total:
+                print(file=sys.stderr)
+        elif (stage, pct // 10) != self.last:
+            self.last = (stage, pct // 10)
+            print(f"{stage}: {pct}% ({done}/{total})", file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Reconstruct a video into a result file."""
+    import torch
+
+    from core_model.device import pick_device
+    from core_model.handmodel.registry import load_hand_model
+    from core_model.network import STCNet, STCNetConfig, load_checkpoint
+    from core_model.pipeline.region import parse_roi
+    from core_model.pipeline.run import reconstruct
+    from core_model.results import file_sha256
+
+    if not Path(args.video).exists():
+        raise FileNotFoundError(f"video: no such file or folder {args.video}")
+    if args.batch < 1:
+        raise ValueError(f"--batch: expected a positive number of windows, got {args.batch}")
+    roi = parse_roi(args.roi) if args.roi else None
+    device = pick_device(args.device) if args.device else pick_device()
+    hand_model = load_hand_model(args.hand_model)
+    log.info("hand model: %s", hand_model.name)
+    if args.checkpoint is not None:
+        model, ckpt = load_checkpoint(args.checkpoint, hand_model, device)
+        preset, ckpt_hash = ckpt.config.preset, file_sha256(args.checkpoint)
+    else:
+        log.warning("no --checkpoint: the network has ImageNet encoder weights and an untrained head; the result "
+                    "shows the pipeline working, not the hands")
+        model = STCNet(STCNetConfig.from_preset(args.preset), hand_model).to(device).eval()
+        preset, ckpt_hash = args.preset, ""
+    torch.set_grad_enabled(False)
+    bar = _ProgressBar()
+    for event in reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash,
+                             roi=roi, batch=args.batch, device=device):
+        if event.stage == "done":
+            print(event.message)
+            shares = event.result.meta.extra.get("region_shares", {})
+            print(f"two-hand region on {shares.get('two_hand_region', 0):.1%} of frames; the hand detector alone "
+                  f"saw two hands on {shares.get('detector_two_hands', 0):.1%}")
+        else:
+            if event.message:
+                print(f"warning: {event.message}", file=sys.stderr)
+            bar(event.stage, event.done, event.total)
+    return 0
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    from core_model.network.config import PRESETS
+
+    p.add_argument("video", type=Path, help="video file or image folder")
+    p.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="STCNet checkpoint (default: untrained network)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="lite", help="network preset without --checkpoint")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    p.add_argument("--roi", default=None, help="manual hand region x,y,w,h in pixels (default: detected)")
+    p.add_argument("--batch", type=int, default=4, help="windows per batch")

@@ -1,0 +1,151 @@
+"""MediaPipe's palm detector + hand landmarker, offline, from the bundle shipped in ``assets/mediapipe``.
+
+Why the Tasks API in VIDEO mode: it tracks hands from frame to frame (the landmarker's own ROI from the previous
+frame) and falls back to the palm detector when a hand is lost, which finds a second hand on far more frames of
+clasped hands than running each frame alone. Timestamps must increase, so one detector serves one pass over one
+video; ``reset()`` starts a new pass.
+
+Handedness: MediaPipe's documentation says its label assumes a mirrored (selfie) image. With the models of
+0.10.21 in the Tasks API of mediapipe 1.2 we checked it on ordinary, unmirrored footage (a signer facing the
+camera; two palms held up): the labels are right as they come. ``mirrored=True`` swaps them for selfie footage.
+The labels are one piece of evidence; ``region.py`` weighs them against motion over time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from core_model.assets import asset_path
+
+BUNDLE = ("mediapipe", "hand_landmarker.task")
+
+
+@dataclasses.dataclass
+class FrameHands:
+    """The hands MediaPipe reports on one frame (K <= 2 after duplicates are dropped).
+
+    keypoints: [K, 21, 2] pixels in the frame, DESIGN order (0 wrist ... 20 pinky tip).
+    right_prob: [K] probability that each hand is a right hand (from MediaPipe's handedness).
+    score: [K] MediaPipe's handedness confidence, its only per-hand confidence in the Tasks API.
+    """
+
+    keypoints: np.ndarray
+    right_prob: np.ndarray
+    score: np.ndarray
+
+    @classmethod
+    def empty(cls) -> FrameHands:
+        return cls(np.zeros((0, 21, 2), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+
+def hand_size(keypoints: np.ndarray) -> np.ndarray:
+    """[..., 21, 2] -> [...] a scale for one hand: the diagonal of its landmarks' box (pixels)."""
+    span = np.nanmax(keypoints, axis=-2) - np.nanmin(keypoints, axis=-2)
+    return np.maximum(np.hypot(span[..., 0], span[..., 1]), 1.0)
+
+
+def drop_duplicates(hands: FrameHands, tolerance: float = 0.25) -> FrameHands:
+    """MediaPipe sometimes reports one hand twice. Two reports are one hand when their wrists *and* middle-finger
+    bases lie within ``tolerance`` hand sizes of each other (two clasped hands have their wrists far apart)."""
+    if len(hands) < 2:
+        return hands
+    a, b = hands.keypoints[0], hands.keypoints[1]
+    scale = float(min(hand_size(a), hand_size(b)))
+    same = all(np.hypot(*(a[j] - b[j])) < tolerance * scale for j in (0, 9))
+    if not same:
+        return hands
+    keep = int(np.argmax(hands.score))
+    return FrameHands(hands.keypoints[keep:keep + 1], hands.right_prob[keep:keep + 1], hands.score[keep:keep + 1])
+
+
+class MediaPipeHandDetector:
+    """Two-hand landmark detection on RGB frames. ``model_path`` defaults to the shipped bundle; nothing is ever
+    downloaded. Thresholds are MediaPipe's (0.5); lower ones trade false hands for recall."""
+
+    def __init__(self, model_path: str | os.PathLike[str] | None = None, min_detection: float = 0.5,
+                 min_presence: float = 0.5, min_tracking: float = 0.5, mirrored: bool = False) -> None:
+        try:
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("hand detection needs mediapipe: pip install 'mediapipe>=1.2'") from exc
+        self.model_path = Path(model_path) if model_path is not None else asset_path(*BUNDLE)
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"model_path: no such file {self.model_path}")
+        for name, value in (("min_detection", min_detection), ("min_presence", min_presence),
+                            ("min_tracking", min_tracking)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: expected a confidence in [0, 1], got {value!r}")
+        self.mirrored = mirrored
+        self._vision = vision
+        self._options = vision.HandLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(self.model_path)),
+            running_mode=vision.RunningMode.VIDEO, num_hands=2, min_hand_detection_confidence=min_detection,
+            min_hand_presence_confidence=min_presence, min_tracking_confidence=min_tracking)
+        self._landmarker = None
+        self._last_ms = -1
+
+    def reset(self) -> None:
+        """Start a new pass (a new video, or a seek backwards): tracking state and timestamps start over."""
+        self.close()
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+        self._last_ms = -1
+
+    def __enter__(self) -> MediaPipeHandDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def detect(self, frame: np.ndarray, timestamp_ms: int) -> FrameHands:
+        """frame: RGB uint8 [H, W, 3]; timestamp_ms increasing within a pass."""
+        import mediapipe as mp
+
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame: expected RGB uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
+        if self._landmarker is None:
+            self._landmarker = self._vision.HandLandmarker.create_from_options(self._options)
+        timestamp_ms = max(int(timestamp_ms), self._last_ms + 1)
+        self._last_ms = timestamp_ms
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
+        result = self._landmarker.detect_for_video(image, timestamp_ms)
+        if not result.hand_landmarks:
+            return FrameHands.empty()
+        height, width = frame.shape[:2]
+        keypoints = np.array([[[p.x * width, p.y * height] for p in hand] for hand in result.hand_landmarks],
+                             np.float32)
+        score = np.array([h[0].score for h in result.handedness], np.float32)
+        is_right = np.array([h[0].category_name.lower() == "right" for h in result.handedness])
+        if self.mirrored:
+            is_right = ~is_right
+        right_prob = np.where(is_right, score, 1.0 - score).astype(np.float32)
+        return drop_duplicates(FrameHands(keypoints, right_prob, score))
+
+
+def detect_frames(source: Iterable[tuple[int, np.ndarray]], detector: MediaPipeHandDetector, fps: float,
+                  max_side: int = 1280) -> Iterator[tuple[int, FrameHands]]:
+    """Run ``detector`` over a stream of (index, RGB frame), one pass; yields (index, hands) as it goes.
+
+    Frames larger than ``max_side`` are shrunk for detection (MediaPipe works at 192-256 pixels inside; an 8K
+    frame only costs time) and the landmarks scaled back to full-frame pixels."""
+    import cv2
+
+    detector.reset()
+    for index, frame in source:
+        scale = min(1.0, max_side / max(frame.shape[:2]))
+        small = frame if scale == 1.0 else cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        hands = detector.detect(small, round(index * 1000.0 / fps))
+        if scale != 1.0 and len(hands):
+            hands = FrameHands(hands.keypoints / scale, hands.right_prob, hands.score)
+        yield index, hands

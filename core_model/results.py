@@ -1,0 +1,284 @@
+"""The result file (DESIGN section 7): one ``.npz`` per reconstructed video, written atomically, read with
+``allow_pickle=False``.
+
+Why a flat npz of plain arrays plus one JSON string: it opens in any numpy without this package, cannot run
+code when loaded, and is cheap to read one array of (the viewer maps frames lazily through ``np.load``).
+The schema version says how to read a file; loading checks every array's shape against the frame count N and
+the vertex count V, and names the first that does not fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core_model import __version__
+from core_model.fileio import atomic_path
+
+SCHEMA_VERSION = 1
+FORMAT = "interhand-result"
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be read: not one, a schema this software does not know, or arrays that do not fit."""
+
+
+@dataclasses.dataclass
+class ResultMeta:
+    """What the arrays are a result of. source_sha256: of the video file (empty for an image folder).
+    checkpoint_sha256: of the checkpoint file the model was loaded from (empty for random weights).
+    created: ISO 8601 UTC. extra: anything else plain (JSON) the producer wants to keep."""
+
+    source_path: str
+    source_sha256: str
+    fps: float
+    frame_count: int
+    model_preset: str
+    checkpoint_sha256: str
+    hand_model: str
+    software_version: str = __version__
+    created: str = dataclasses.field(
+        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# name -> (shape with symbols, dtype kind). N frames, V vertices, W windows, the rest free per file.
+FRAME_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
+    "betas": (("N", 2, 10), "f"),
+    "global_orient": (("N", 2, 3), "f"),
+    "hand_pose": (("N", 2, 45), "f"),
+    "transl": (("N", 2, 3), "f"),
+    "keypoints": (("N", 2, 21, 3), "f"),
+    "vertices": (("N", 2, "V", 3), "f"),
+    "inside": (("N", 2, "V"), "b"),
+    "depth": (("N", 2, "V"), "f"),
+    "bbox": (("N", 4), "f"),
+    "keypoints2d": (("N", 2, 21, 2), "f"),
+    "det_keypoints2d": (("N", 2, 21, 2), "f"),
+    "det_score": (("N", 2), "f"),
+    "valid": (("N", 2), "b"),
+    "chirality_maps": (("N", 2, "H", "H"), "f"),
+}
+OPTIONAL_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
+    "region_source": (("N", 2), "i"),
+    "window_frames": (("W", 2), "i"),
+    "mhsa_attention": (("W", "K", "A", "2T", "2T"), "f"),
+    "mhca_attention": (("W", "K", 2, "A", "T", "T"), "f"),
+}
+
+
+@dataclasses.dataclass
+class Reconstruction:
+    """A reconstructed sequence of N frames. Hand 0 = right, 1 = left; metres, camera axes (OpenCV); frames
+    without a region hold NaN in the float arrays and False in ``valid``.
+
+    betas [N,2,10], global_orient [N,2,3] and hand_pose [N,2,45] (axis-angle), transl [N,2,3]: hand-model
+    parameters. keypoints [N,2,21,3] and vertices [N,2,V,3]: the posed hands. inside [N,2,V] bool and depth
+    [N,2,V] metres: each vertex inside the other hand and how deep. bbox [N,4]: the square crop (x, y, side, side)
+    in frame pixels. keypoints2d [N,2,21,2]: the model's keypoints in frame pixels. det_keypoints2d [N,2,21,2] and
+    det_score [N,2]: the hand detector's own landmarks and confidence (NaN where it saw no such hand). valid
+    [N,2] bool: the hand was reconstructed. chirality_maps [N,2,H,H]: the hand-chirality weight maps over the
+    crop. region_source [N,2] int8 (optional): 0 no hand, 1 placed from its track, 2 detected.
+    window_frames [W,2] int (optional): each window's [start, stop) frames; mhsa_attention [W,K,heads,2T,2T] and
+    mhca_attention [W,K,2,heads,T,T] (optional): that window's attention maps. gt: ground truth arrays by name
+    without the ``gt_`` prefix (each with N first).
+    """
+
+    meta: ResultMeta
+    betas: np.ndarray
+    global_orient: np.ndarray
+    hand_pose: np.ndarray
+    transl: np.ndarray
+    keypoints: np.ndarray
+    vertices: np.ndarray
+    inside: np.ndarray
+    depth: np.ndarray
+    bbox: np.ndarray
+    keypoints2d: np.ndarray
+    det_keypoints2d: np.ndarray
+    det_score: np.ndarray
+    valid: np.ndarray
+    chirality_maps: np.ndarray
+    region_source: np.ndarray | None = None
+    window_frames: np.ndarray | None = None
+    mhsa_attention: np.ndarray | None = None
+    mhca_attention: np.ndarray | None = None
+    gt: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.vertices.shape[2])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by its file name (optional ones only when present; ground truth as ``gt_*``)."""
+        out = {name: getattr(self, name) for name in FRAME_ARRAYS}
+        out.update({name: getattr(self, name) for name in OPTIONAL_ARRAYS if getattr(self, name) is not None})
+        out.update({f"gt_{k}": v for k, v in self.gt.items()})
+        return out
+
+    def validate(self) -> None:
+        """Check every shape and type against N and V; ResultFileError naming the first array that is off."""
+        _validate(self.arrays(), self.meta)
+
+
+def _validate(arrays: dict[str, np.ndarray], meta: ResultMeta, where: str = "result") -> None:
+    if "vertices" not in arrays or np.ndim(arrays["vertices"]) != 4:
+        raise ResultFileError(f"{where}: vertices: expected [N, 2, V, 3]")
+    symbols: dict[str, int] = {"N": arrays["vertices"].shape[0], "V": arrays["vertices"].shape[2]}
+    for table, required in ((FRAME_ARRAYS, True), (OPTIONAL_ARRAYS, False)):
+        for name, (shape, kind) in table.items():
+            if name not in arrays:
+                if required:
+                    raise ResultFileError(f"{where}: missing array {name!r} {_show(shape)}")
+                continue
+            _check_array(name, np.asarray(arrays[name]), shape, kind, symbols, where)
+    if ("mhsa_attention" in arrays or "mhca_attention" in arrays) and "window_frames" not in arrays:
+        raise ResultFileError(f"{where}: attention maps without window_frames (which frames each window covers)")
+    if "window_frames" in arrays:
+        wf = np.asarray(arrays["window_frames"])
+        if len(wf) and (wf.min() < 0 or wf.max() > symbols["N"] or (wf[:, 1] <= wf[:, 0]).any()):
+            raise ResultFileError(f"{where}: window_frames: expected [start, stop) ranges within 0..{symbols['N']}")
+    for name, value in arrays.items():
+        if name.startswith("gt_") and (np.ndim(value) < 1 or np.shape(value)[0] != symbols["N"]):
+            raise ResultFileError(f"{where}: {name}: expected N={symbols['N']} frames first, got {np.shape(value)}")
+    if meta.frame_count != symbols["N"]:
+        raise ResultFileError(f"{where}: meta frame_count {meta.frame_count} but the arrays hold {symbols['N']} "
+                              "frames")
+
+
+def _show(shape: tuple[int | str, ...]) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+def _check_array(name: str, value: np.ndarray, shape: tuple[int | str, ...], kind: str, symbols: dict[str, int],
+                 where: str) -> None:
+    if value.dtype.kind not in (kind if kind != "i" else "iu") or value.dtype == object:
+        raise ResultFileError(f"{where}: {name}: expected a {dict(f='float', b='bool', i='integer')[kind]} array, "
+                              f"got {value.dtype}")
+    if value.ndim != len(shape):
+        raise ResultFileError(f"{where}: {name}: expected {_show(shape)}, got {list(value.shape)}")
+    for axis, (want, got) in enumerate(zip(shape, value.shape)):
+        if isinstance(want, int):
+            ok = got == want
+        elif want.startswith("2") and want[1:] in symbols:
+            ok = got == 2 * symbols[want[1:]]
+        elif want.startswith("2"):
+            symbols.setdefault(want[1:], got // 2)
+            ok = got == 2 * symbols[want[1:]]
+        else:
+            ok = symbols.setdefault(want, got) == got
+        if not ok:
+            raise ResultFileError(f"{where}: {name}: expected {_show(shape)} with {_bind(shape, symbols)}, got "
+                                  f"{list(value.shape)} (axis {axis})")
+
+
+def _bind(shape: tuple[int | str, ...], symbols: dict[str, int]) -> str:
+    names = sorted({s.lstrip("2") for s in shape if isinstance(s, str)} & set(symbols))
+    return ", ".join(f"{k}={symbols[k]}" for k in names)
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_result(result: Reconstruction, path: str | os.PathLike[str], compress: bool = True) -> Path:
+    """Validate and write ``result`` to ``path`` (``.npz``) atomically: a crash or Ctrl-C leaves no partial file."""
+    target = Path(path)
+    if target.suffix != ".npz":
+        raise ValueError(f"path: a result file ends in .npz, got {target.name}")
+    result.validate()
+    meta = dataclasses.asdict(result.meta)
+    meta["format"] = FORMAT
+    payload = {"meta": np.array(json.dumps(meta))}
+    payload.update(result.arrays())
+    with atomic_path(target) as tmp:
+        (np.savez_compressed if compress else np.savez)(tmp, **payload)
+    return target
+
+
+# Readers of older schema versions: version -> function turning its arrays/meta into the next version's.
+MIGRATIONS: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], None]] = {}
+
+
+def load_result(path: str | os.PathLike[str]) -> Reconstruction:
+    """Read and validate a result file (``allow_pickle=False``)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"result: no such file {file}")
+    if not zipfile.is_zipfile(file):
+        raise ResultFileError(f"result: {file} is not a result file (.npz is a zip archive; this is not one)")
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ResultFileError(f"result: {file} is not a result file (.npz): {exc}") from exc
+    except ValueError as exc:  # an object array needs pickle: refused
+        raise ResultFileError(f"result: {file} holds arrays that need pickle to load; refused ({exc})") from exc
+    if "meta" not in arrays:
+        raise ResultFileError(f"result: {file} has no 'meta' entry; not an InterHand Studio result file")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(f"result: {file}: meta is not JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ResultFileError(f"result: {file} is not an InterHand Studio result file (no format {FORMAT!r})")
+    version = meta.get("schema_version")
+    if not isinstance(version, int):
+        raise ResultFileError(f"result: {file}: schema_version missing or not an integer ({version!r})")
+    if version > SCHEMA_VERSION:
+        raise ResultFileError(f"result: {file} has schema version {version}, written by a newer InterHand Studio "
+                              f"({meta.get('software_version')}); this one ({__version__}) reads up to "
+                              f"{SCHEMA_VERSION}. Update the software to open it")
+    while version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise ResultFileError(f"result: {file} has schema version {version}, which this software "
+                                  f"({__version__}) can no longer read (it reads {sorted(MIGRATIONS)} and "
+                                  f"{SCHEMA_VERSION}); reconstruct the video again")
+        MIGRATIONS[version](meta, arrays)
+        version += 1
+        meta["schema_version"] = version
+    meta.pop("format", None)
+    fields = {f.name for f in dataclasses.fields(ResultMeta)}
+    unknown = sorted(set(meta) - fields)
+    missing = sorted(f.name for f in dataclasses.fields(ResultMeta) if f.name not in meta and f.name != "extra")
+    if missing:
+        raise ResultFileError(f"result: {file}: meta lacks {missing}")
+    extra = dict(meta.pop("extra", {}) or {})
+    extra.update({k: meta.pop(k) for k in unknown})
+    result_meta = ResultMeta(**meta, extra=extra)
+    _validate(arrays, result_meta, where=f"result {file.name}")
+    known = set(FRAME_ARRAYS) | set(OPTIONAL_ARRAYS)
+    gt = {name[3:]: value for name, value in arrays.items() if name.startswith("gt_")}
+    others = sorted(set(arrays) - known - {f"gt_{k}" for k in gt})
+    if others:
+        raise ResultFileError(f"result: {file}: unknown arrays {others} for schema version {SCHEMA_VERSION}")
+    return Reconstruction(meta=result_meta, gt=gt, **{k: v for k, v in arrays.items() if k in known})
+
+
+def empty_arrays(num_frames: int, num_vertices: int, map_size: int = 7) -> dict[str, np.ndarray]:
+    """Arrays for N frames with nothing reconstructed yet: NaN floats, False flags (filled in as windows finish)."""
+    shapes = {"N": num_frames, "V": num_vertices, "H": map_size}
+    out = {}
+    for name, (shape, kind) in FRAME_ARRAYS.items():
+        dims = tuple(shapes[s] if isinstance(s, str) else s for s in shape)
+        out[name] = np.zeros(dims, bool) if kind == "b" else np.full(dims, np.nan, np.float32)
+    return out
