@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--poses", nargs="+", choices=sorted(NAMED_POSES), default=["open", "fist", "pinch", "point"])
     hand_model_option(q)
 
+    from core_model.data.synth_cli import add_synth_parser
+
+    add_synth_parser(sub, MODEL_CHOICES)
+
     from core_model.pipeline import cli_commands
 
     p = command("export", cli_commands.cmd_export,
