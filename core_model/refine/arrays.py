@@ -1,0 +1,106 @@
+"""Refinement of a result file's arrays (DESIGN section 7): the network's result in, ``refined_*`` arrays out.
+
+Why from the arrays and not from inside the pipeline: the arrays hold everything refinement needs (the 3D
+keypoints, their projection into the frame, the crop, the detector's landmarks), so refinement runs after a
+``run``, on an existing file, or in the viewer alike. The network's per-hand weak-perspective camera is not
+stored; it is recovered exactly from the keypoints and their projection (``camera.fit_weak_perspective``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core_model.geometry.interpenetration import detect_interpenetration
+from core_model.refine.camera import default_intrinsics, fit_weak_perspective, roots_from_weak_perspective
+from core_model.refine.fit import RefineInput, Refiner, RefineResult
+
+REFINED_ARRAYS = ("betas", "global_orient", "hand_pose", "transl", "keypoints", "vertices", "inside", "depth",
+                  "keypoints2d")
+"""Result-file arrays refinement produces again; stored as ``refined_<name>``, plus ``refined_gate`` [N, 2]."""
+
+
+def input_from_arrays(arrays: dict[str, np.ndarray], K: np.ndarray) -> tuple[RefineInput, np.ndarray]:
+    """One sequence (B = 1) of the frames that have a reconstruction, and their indices [T] in the file."""
+    for name in ("betas", "global_orient", "hand_pose", "keypoints", "keypoints2d", "bbox", "valid",
+                 "det_keypoints2d", "det_score"):
+        if name not in arrays:
+            raise KeyError(f"arrays: missing {name!r} (a result file's arrays are needed)")
+    valid = np.asarray(arrays["valid"], bool) & np.isfinite(arrays["keypoints"]).all((-1, -2))
+    frames = np.flatnonzero(valid.any(-1) & np.isfinite(arrays["bbox"]).all(-1))
+    if len(frames) == 0:
+        raise ValueError("arrays: no frame holds a reconstructed hand")
+    K = np.asarray(K, np.float64)
+    if K.shape != (3, 3):
+        raise ValueError(f"K: expected a [3, 3] intrinsic matrix, got {K.shape}")
+    kp = np.asarray(arrays["keypoints"], np.float64)[frames]
+    a, b = fit_weak_perspective(kp - kp[..., :1, :], np.asarray(arrays["keypoints2d"], np.float64)[frames])
+    roots = roots_from_weak_perspective(a, b, K)
+    rel = kp[:, 1, 0] - kp[:, 0, 0]
+
+    def t(x, dtype=torch.float32):
+        return torch.as_tensor(np.ascontiguousarray(x))[None].to(dtype)
+
+    data = RefineInput(
+        betas=t(arrays["betas"][frames]), global_orient=t(arrays["global_orient"][frames]),
+        hand_pose=t(arrays["hand_pose"][frames]), roots=t(roots), rel_transl=t(rel),
+        det_keypoints2d=t(arrays["det_keypoints2d"][frames]), det_score=t(arrays["det_score"][frames]),
+        K=t(np.broadcast_to(K, (len(frames), 3, 3))), scale_px=t(arrays["bbox"][frames, 2]),
+        valid=t(valid[frames], torch.bool), link=t(np.diff(frames) == 1, torch.bool))
+    return data, frames
+
+
+def output_arrays(result: RefineResult, frames: np.ndarray, num_frames: int, refiner: Refiner
+                  ) -> dict[str, np.ndarray]:
+    """The ``refined_*`` arrays for all N frames in the result file's convention: right wrist at the origin, NaN
+    (False) where nothing was refined."""
+    b = result.betas[0]
+    valid = torch.isfinite(result.keypoints[0]).all(-1).all(-1)                   # [T, 2]
+    right = torch.nan_to_num(result.roots[0, :, 0])                               # [T, 3] camera frame
+    transl = result.transl[0] - right[:, None]
+    with torch.no_grad():
+        verts = refiner.hand_model(torch.nan_to_num(b), torch.nan_to_num(result.global_orient[0]),
+                                   torch.nan_to_num(result.hand_pose[0]), torch.nan_to_num(transl)).vertices
+    verts = torch.where(valid[..., None, None], verts, torch.nan)
+    host = {"betas": b, "global_orient": result.global_orient[0], "hand_pose": result.hand_pose[0],
+            "transl": transl, "keypoints": result.keypoints[0] - right[:, None, None], "vertices": verts,
+            "keypoints2d": result.keypoints2d[0]}
+    host = {k: v.detach().float().cpu().numpy() for k, v in host.items()}
+    both = valid.all(-1).cpu().numpy()
+    inside = np.zeros(verts.shape[:-1], bool)
+    depth = np.zeros(verts.shape[:-1], np.float32)
+    if both.any():
+        pen = detect_interpenetration(host["vertices"][both], refiner.meshes, depth="surface", backend="numpy")
+        inside[both], depth[both] = pen.inside, pen.depth
+    host["inside"], host["depth"] = inside, depth
+    out = {}
+    for name, value in host.items():
+        full = np.zeros((num_frames, *value.shape[1:]), value.dtype)
+        if value.dtype.kind == "f":
+            full[:] = np.nan
+            if name == "depth":
+                full[:] = 0.0
+        full[frames] = value
+        out[f"refined_{name}"] = full
+    gate = np.zeros((num_frames, 2), np.int8)
+    gate[frames] = result.gate[0]
+    out["refined_gate"] = gate
+    return out
+
+
+def refine_result_arrays(arrays: dict[str, np.ndarray], refiner: Refiner, *, K: np.ndarray | None = None,
+                         image_size: tuple[int, int] | None = None, device: torch.device | str = "cpu"
+                         ) -> tuple[dict[str, np.ndarray], RefineResult]:
+    """Refine a result file's arrays (``Reconstruction.arrays()`` or the pipeline's dict) as one sequence.
+
+    K: the camera's intrinsics when known, else ``image_size`` (width, height) gives an assumed one
+    (``camera.default_intrinsics``). Returns the ``refined_*`` arrays (:data:`REFINED_ARRAYS` and
+    ``refined_gate``) and the raw result (timings, per-term losses, gating reasons).
+    """
+    if K is None:
+        if image_size is None:
+            raise ValueError("K, image_size: give the intrinsics or the frame size (width, height)")
+        K = default_intrinsics(*image_size)
+    data, frames = input_from_arrays(arrays, K)
+    result = refiner.refine(data.to(device))
+    return output_arrays(result, frames, len(arrays["valid"]), refiner), result

@@ -1,0 +1,69 @@
+"""Weights, switches and schedule of test-time refinement (one dataclass, so a run records what it used)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+ROBUST_KERNELS = ("huber", "geman-mcclure", "l2")
+
+
+@dataclasses.dataclass
+class RefineConfig:
+    """Every term has a weight and a switch; a switched-off term costs nothing.
+
+    Units: reprojection residuals are divided by ``robust_scale`` times the frame's crop side (``scale_px``):
+    with 0.02, a landmark 2 % of the crop off (about 5 px on a 256 px crop) costs 0.5. 3D terms are in metres,
+    rotations in radians; every term is a sum per frame, averaged over the frames.
+    """
+
+    steps: int = 30                       # iterations (L-BFGS) or steps (Adam)
+    align_steps: int = 10                 # first, each frame alone to its landmarks (no temporal/inter terms)
+    optimizer: str = "lbfgs"              # "lbfgs" (line search: no rate to tune) or "adam"
+    lr: float = 0.02                      # Adam step for rotations (radians); translations use lr_transl
+    lr_transl: float = 0.01               # metres
+    lr_betas: float = 0.05
+    lr_final: float = 0.1                 # the rates decay linearly to this share of themselves
+
+    use_reproj: bool = True
+    w_reproj: float = 1.0
+    robust: str = "huber"                 # one of ROBUST_KERNELS
+    robust_scale: float = 0.02            # kernel scale in crop sides
+    min_score: float = 0.5                # detector confidence below this is not a landmark to fit
+
+    use_smooth: bool = True               # paper eq. 5: sum of joint displacement norms between frames
+    w_smooth: float = 0.05
+    use_accel: bool = True                # squared second differences of the joints (jitter)
+    w_accel: float = 2e4
+
+    use_inter: bool = True                # paper eq. 6: l_alpha of the depth of vertices inside the other hand
+    w_inter: float = 10.0
+    alpha: float = 0.02                   # metres (paper: 2 cm)
+    inter_refresh: tuple[int, ...] = (0, 15)  # steps where inside masks and nearest vertices are recomputed exactly
+
+    use_prior: bool = True                # stay near the network's prediction
+    w_pose: float = 0.3                   # per joint, squared radians
+    w_orient: float = 2.0
+    w_betas: float = 1.0
+    w_rel: float = 200.0                  # relative translation (left wrist - right wrist), squared metres
+    w_root_xy: float = 0.0                # absolute wrist position from the network's camera, squared metres
+    w_root_z: float = 20.0                # depth is what a weak-perspective camera knows least
+
+    use_limits: bool = True               # anatomical joint limits (core_model.handmodel.poses)
+    w_limits: float = 20.0
+
+    gate: bool = True                     # drop detections that contradict the prediction or their own track
+    swap_margin: float = 0.6              # swapped fits better than this share of the given assignment: swap
+    blob_ratio: float = 0.35              # two hands closer than this (hand sizes): one blob, dropped
+    max_shift: float = 2.0                # detection further than this many hand sizes from the prediction
+    residual_gate: float = 0.15           # median residual (crop sides) after half the steps: dropped
+    track_frames: int = 2                 # neighbours on each side for the detections' own track check
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise ValueError(f"optimizer: expected 'lbfgs' or 'adam', got {self.optimizer!r}")
+        if self.robust not in ROBUST_KERNELS:
+            raise ValueError(f"robust: expected one of {ROBUST_KERNELS}, got {self.robust!r}")
+        if self.steps < 0:
+            raise ValueError(f"steps: expected a non-negative number of steps, got {self.steps}")
+        if self.robust_scale <= 0 or self.alpha <= 0:
+            raise ValueError(f"robust_scale, alpha: expected positive scales, got {self.robust_scale}, {self.alpha}")
