@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", type=Path, required=True, help="PNG to write")
     q.add_argument("--poses", nargs="+", choices=sorted(NAMED_POSES), default=["open", "fist", "pinch", "point"])
     hand_model_option(q)
+    from core_model.figures.cli import add_result_figure_parsers
+
+    add_result_figure_parsers(fig)  # figures multiview|accel|attention RESULT.npz ...; each sets its own handler
 
     from core_model.data.synth_cli import add_synth_parser
 

@@ -1,0 +1,81 @@
+"""Playback rate of the viewer: open a result (and its video) in the real main window, play it with loop for a
+few seconds at the video's fps, and print the achieved rate; every frame is drawn in every panel (video with
+overlay, both 3D views, chart cursors, attention), none skipped. Needs a display (run under xvfb-run).
+
+    xvfb-run -a -s "-screen 0 1280x1024x24" python benchmarks/playback.py RESULT.npz [VIDEO] [--seconds 5]
+
+Without files it plays the bundled demo (assets/demo/) when it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+def run_loop(ms: int) -> None:
+    """Run the Qt event loop for ``ms`` (a QEventLoop, not a processEvents() busy loop: PySide6 6.12 on
+    Python 3.11 leaks a reference to None per processEvents() call, and hundreds of thousands of calls abort)."""
+    from PySide6 import QtCore
+
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="*", type=Path, help="result file (.npz) and optionally its video")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long to play each configuration")
+    args = parser.parse_args(argv)
+    from PySide6 import QtCore
+
+    from viewer.app import create_app, demo_files
+
+    create_app()
+    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)  # leave the user's settings alone
+    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
+                             str(Path.cwd() / ".playback-bench-settings"))
+    from viewer.main_window import MainWindow
+
+    files = args.files or demo_files()
+    if not files:
+        parser.error("no files given and no demo installed (assets/demo/)")
+    window = MainWindow()
+    window.show()
+    for path in files:
+        if not window.open_path(path):
+            print(f"cannot open {path}: {window.last_error}", file=sys.stderr)
+            return 2
+    timeline = window.panels["timeline"]
+    timeline.loop.setChecked(True)
+    rows = []
+    for label, hidden in (("all panels", ()), ("without attention and charts", ("attention", "charts"))):
+        for key in hidden:
+            window.docks[key].hide()
+        run_loop(500)  # settle the layout
+        timeline.start()
+        run_loop(round(args.seconds * 1000))
+        achieved = timeline.achieved_fps
+        timeline.pause()
+        rows.append((label, window.session.fps, achieved))
+        for key in hidden:
+            window.docks[key].show()
+    primary = window.session.primary.result
+    has_video = window.session.video is not None
+    print(f"playback of {files[0].name}: {primary.num_frames} frames, {primary.num_vertices} vertices per hand, "
+          f"video {'yes' if has_video else 'no'}; {platform.node()}, {sys.platform}, window 1280x900")
+    print("| panels shown | target fps | achieved fps |\n| --- | ---: | ---: |")
+    for label, target, achieved in rows:
+        print(f"| {label} | {target:.1f} | {achieved:.1f} |")
+    sys.stdout.flush()
+    window.close()
+    # Tearing down VTK's GL widgets under PySide at interpreter exit can abort after the work is done (seen with
+    # pyvistaqt 0.13 / PySide6 6.12); leave without that teardown: the numbers are printed and nothing is open.
+    os._exit(0)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""``interhand figures multiview|accel|attention RESULT.npz ...``: the GUI's figure generator, headless."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _frames(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected frame indices like 3,10,25, got {text!r}") from None
+
+
+def _cmd_multiview(args: argparse.Namespace) -> int:
+    from core_model.figures.multiview import multiview_figure
+    from core_model.pipeline.cli_commands import _faces_for
+    from core_model.results import load_result
+
+    result = load_result(args.result)
+    _, faces = _faces_for(result.meta.hand_model)
+    path = multiview_figure(result, args.frames, faces, args.out, video=args.video, views=args.views, dpi=args.dpi)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_accel(args: argparse.Namespace) -> int:
+    from core_model.figures.accel import acceleration_figure
+    from core_model.results import load_result
+
+    labels = args.labels or [Path(p).stem for p in args.results]
+    if len(labels) != len(args.results):
+        raise ValueError(f"--labels: {len(labels)} labels for {len(args.results)} result files")
+    results = [(label, load_result(path)) for label, path in zip(labels, args.results)]
+    print(f"wrote {acceleration_figure(results, args.out, dpi=args.dpi)}")
+    return 0
+
+
+def _cmd_attention(args: argparse.Namespace) -> int:
+    from core_model.figures.attention import attention_figure
+    from core_model.results import load_result
+
+    result = load_result(args.result)
+    path = attention_figure(result, args.frame, args.out, block=args.block - 1, heads=[h - 1 for h in args.heads],
+                            dpi=args.dpi)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_result_figure_parsers(figures: argparse._SubParsersAction) -> None:
+    """Add the result figures beside ``figures hand-poses``."""
+    from core_model.figures.multiview import VIEW_LABELS
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", type=Path, required=True, help="figure to write (.png, .pdf or .svg)")
+        p.add_argument("--dpi", type=int, default=300, help="print resolution (default 300)")
+
+    q = figures.add_parser("multiview", help="chosen frames' meshes from two views beside the crop (paper Fig. 8/9)")
+    q.add_argument("result", type=Path, help="result file (.npz)")
+    q.add_argument("--frames", type=_frames, required=True, help="frame indices, e.g. 3,10,25")
+    q.add_argument("--video", type=Path, default=None, help="the result's video, to show the input crops")
+    q.add_argument("--views", nargs="+", choices=sorted(VIEW_LABELS), default=["front", "alternative"])
+    common(q)
+    q.set_defaults(handler=_cmd_multiview)
+
+    q = figures.add_parser("accel", help="per-frame acceleration error of several methods (paper Fig. 7)")
+    q.add_argument("results", type=Path, nargs="+", help="result files of the same clip, one per method")
+    q.add_argument("--labels", nargs="+", default=None, help="legend labels (default: file names)")
+    common(q)
+    q.set_defaults(handler=_cmd_accel)
+
+    q = figures.add_parser("attention", help="MHSA and MHCA attention maps of a frame's window (paper Fig. 11/12)")
+    q.add_argument("result", type=Path, help="result file (.npz) with attention maps")
+    q.add_argument("--frame", type=int, required=True, help="frame whose window is shown (and marked)")
+    q.add_argument("--block", type=int, default=1, help="temporal block, from 1 (default 1)")
+    q.add_argument("--heads", type=int, nargs="+", default=[1, 2], help="heads, from 1 (default 1 2)")
+    common(q)
+    q.set_defaults(handler=_cmd_attention)

@@ -1,0 +1,74 @@
+"""The generators the GUI worker drives: a reconstruction (model built in the worker thread, then
+core_model.pipeline.run.reconstruct) and the overlay video export."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+
+from core_model.results import Reconstruction
+
+
+@dataclasses.dataclass
+class RunSettings:
+    """What ``interhand run`` takes: checkpoint (None: untrained network of ``preset``), device (None: CUDA when
+    present), roi (x, y, w, h; None: detected), hand model kind, windows per batch."""
+
+    video: Path
+    output: Path
+    checkpoint: Path | None = None
+    preset: str = "lite"
+    device: str | None = None
+    roi: tuple[float, float, float, float] | None = None
+    hand_model: str = "auto"
+    batch: int = 4
+
+
+def build_model(settings: RunSettings) -> tuple[torch.nn.Module, str, str, torch.device]:
+    """(model in eval mode, preset, checkpoint hash, device), the way ``interhand run`` builds it."""
+    from core_model.device import pick_device
+    from core_model.handmodel.registry import load_hand_model
+    from core_model.network import STCNet, STCNetConfig, load_checkpoint
+    from core_model.results import file_sha256
+
+    device = pick_device(settings.device)
+    hand_model = load_hand_model(settings.hand_model)
+    if settings.checkpoint is not None:
+        model, ckpt = load_checkpoint(settings.checkpoint, hand_model, device)
+        return model, ckpt.config.preset, file_sha256(settings.checkpoint), device
+    model = STCNet(STCNetConfig.from_preset(settings.preset), hand_model).to(device).eval()
+    return model, settings.preset, "", device
+
+
+ModelFactory = Callable[[RunSettings], tuple[torch.nn.Module, str, str, torch.device]]
+
+
+def reconstruction_job(settings: RunSettings, factory: ModelFactory = build_model
+                       ) -> Callable[[Callable[[], bool]], Iterator[object]]:
+    """The worker's generator: builds the model (slow: weights, hand model) off the GUI thread, then yields
+    core_model's RunEvents."""
+    def job(cancelled: Callable[[], bool]) -> Iterator[object]:
+        from core_model.pipeline.run import reconstruct
+
+        # Leave a core to the GUI thread: with every core busy in torch, the event loop waits for CPU time.
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        model, preset, checkpoint_hash, device = factory(settings)
+        with torch.inference_mode():
+            yield from reconstruct(settings.video, settings.output, model, model_preset=preset,
+                                   checkpoint_sha256=checkpoint_hash, roi=settings.roi, batch=settings.batch,
+                                   device=device, cancel=cancelled)
+    return job
+
+
+def overlay_job(video: str | os.PathLike[str], result: Reconstruction, path: Path, mode: str
+                ) -> Callable[[Callable[[], bool]], Iterator[object]]:
+    """Yields (frames written, total); one frame is short, so the worker's check between items cancels it."""
+    def job(_cancelled: Callable[[], bool]) -> Iterator[object]:
+        from core_model.figures.overlay import write_overlay_video
+
+        yield from write_overlay_video(video, result, path, mode)
+    return job

@@ -1,0 +1,545 @@
+"""InterHand Studio's main window: the Session (one current frame) and the dockable panels that show it, the
+menus that open, run and export, and the worker that runs the model off the GUI thread."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from core_model.pipeline.video import VIDEO_SUFFIXES
+from core_model.results import Reconstruction, ResultMeta, load_result, save_result
+from viewer.jobs import ModelFactory, RunSettings, build_model, overlay_job, reconstruction_job
+from viewer.panels.attention import AttentionPanel
+from viewer.panels.charts import ChartsPanel
+from viewer.panels.scene import ScenePanel
+from viewer.panels.timeline import TimelinePanel
+from viewer.panels.video import VideoPanel
+from viewer.session import LoadedResult, Session
+from viewer.worker import GeneratorWorker
+from viewer.workspace import Workspace, load_workspace, save_workspace
+
+MAX_RECENT = 10
+DRAIN_MS = 100  # the GUI takes in a running job's output at most this often
+PANELS = {"video": "Video", "scene": "3D view", "timeline": "Timeline", "charts": "Charts",
+          "attention": "Attention"}
+
+
+def file_kind(path: Path) -> str | None:
+    """'result', 'workspace' or 'video' (a video file or an image folder); None for anything else."""
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return "result"
+    if suffix == ".json":
+        return "workspace"
+    if suffix in VIDEO_SUFFIXES or path.is_dir():
+        return "video"
+    return None
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWindowTitle("InterHand Studio")
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.settings = QtCore.QSettings()
+        self.session = Session(self)
+        self.worker: GeneratorWorker | None = None
+        self._stream: LoadedResult | None = None
+        self._run_settings: RunSettings | None = None
+        self._pending: list[object] = []  # items the worker yielded, not yet shown
+        self._on_items = None
+        self._drain = QtCore.QTimer(self)
+        self._drain.setSingleShot(True)
+        self._drain.setInterval(DRAIN_MS)
+        self._drain.timeout.connect(self._drain_items)
+        self.last_error = ""
+        self.panels = {"video": VideoPanel(self.session), "scene": ScenePanel(self.session),
+                       "timeline": TimelinePanel(self.session), "charts": ChartsPanel(self.session),
+                       "attention": AttentionPanel(self.session)}
+        self.docks: dict[str, QtWidgets.QDockWidget] = {}
+        for key, title in PANELS.items():
+            dock = QtWidgets.QDockWidget(title, self)
+            dock.setObjectName(f"dock-{key}")
+            dock.setWidget(self.panels[key])
+            self.docks[key] = dock
+        area = QtCore.Qt.DockWidgetArea
+        self.addDockWidget(area.LeftDockWidgetArea, self.docks["video"])
+        self.addDockWidget(area.RightDockWidgetArea, self.docks["scene"])
+        self.splitDockWidget(self.docks["video"], self.docks["attention"], QtCore.Qt.Orientation.Vertical)
+        self.splitDockWidget(self.docks["scene"], self.docks["charts"], QtCore.Qt.Orientation.Vertical)
+        self.addDockWidget(area.BottomDockWidgetArea, self.docks["timeline"])
+        self.docks["timeline"].setFeatures(self.docks["timeline"].features()
+                                           & ~QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.resize(1280, 900)
+        # resizeDocks before the first show() is not always honoured; a floor keeps the charts readable.
+        self.panels["charts"].setMinimumHeight(240)
+        self.resizeDocks([self.docks["video"], self.docks["scene"]], [560, 720], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["scene"], self.docks["charts"], self.docks["video"], self.docks["attention"]],
+                         [440, 320, 400, 360], QtCore.Qt.Orientation.Vertical)
+        self._build_status_bar()
+        self._build_menus()
+        self._build_shortcuts()
+        self.session.results_changed.connect(self._on_results_changed)
+        self._on_results_changed()
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+            self.restoreState(self.settings.value("window/state"))
+
+    # ------------------------------------------------------------------------------------------------ building
+
+    def _build_status_bar(self) -> None:
+        from core_model.device import describe_device, pick_device
+
+        bar = self.statusBar()
+        self.progress = QtWidgets.QProgressBar(self)
+        self.progress.setMaximumWidth(260)
+        self.progress.setFormat("%p%")
+        self.cancel_button = QtWidgets.QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel_job)
+        self.model_label = QtWidgets.QLabel(self)
+        self.device_label = QtWidgets.QLabel(f"Device: {describe_device(pick_device())}", self)
+        for widget in (self.progress, self.cancel_button, self.model_label, self.device_label):
+            bar.addPermanentWidget(widget)
+        self.progress.hide()
+        self.cancel_button.hide()
+        bar.showMessage("Open a video or a result file: File ▸ Open (Ctrl+O), or drop it onto the window")
+
+    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut: QtGui.QKeySequence | str | None = None
+                ) -> QtGui.QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        return action
+
+    def _build_menus(self) -> None:
+        keys = QtGui.QKeySequence.StandardKey
+        file = self.menuBar().addMenu("&File")
+        self._action(file, "&Open…", self._open_dialog, keys.Open)
+        self.recent_menu = file.addMenu("Open &recent")
+        self._action(file, "Open &workspace…", lambda: self._open_dialog("Workspace (*.json)"))
+        file.addSeparator()
+        self.save_result_action = self._action(file, "&Save result as…", self._save_result_dialog, keys.Save)
+        self._action(file, "Save wor&kspace as…", self._save_workspace_dialog)
+        file.addSeparator()
+        self._action(file, "&Close all", self.close_all)
+        self._action(file, "&Quit", self.close, keys.Quit)
+        run = self.menuBar().addMenu("&Run")
+        self._action(run, "&Reconstruct video…", self._run_dialog, "Ctrl+R")
+        self._action(run, "&Cancel", self.cancel_job)
+        export = self.menuBar().addMenu("&Export")
+        self._action(export, "&Meshes (OBJ / PLY / GLB)…", self._mesh_dialog, "Ctrl+E")
+        self._action(export, "&Overlay video (mp4)…", self._overlay_dialog)
+        self._action(export, "&Figure…", self._figure_dialog, "Ctrl+Shift+F")
+        shots = export.addMenu("&Screenshot")
+        for key, title in {**PANELS, "window": "Whole window"}.items():
+            self._action(shots, f"{title}…", lambda _=False, k=key: self._screenshot_dialog(k))
+        view = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        self._rebuild_recent()
+
+    def _build_shortcuts(self) -> None:
+        timeline: TimelinePanel = self.panels["timeline"]
+        session = self.session
+        for key, slot in ((QtCore.Qt.Key.Key_Space, timeline.toggle),
+                          (QtCore.Qt.Key.Key_Left, lambda: timeline.step(-1)),
+                          (QtCore.Qt.Key.Key_Right, lambda: timeline.step(1)),
+                          (QtCore.Qt.Key.Key_Home, lambda: session.set_frame(0)),
+                          (QtCore.Qt.Key.Key_End, lambda: session.set_frame(session.num_frames - 1))):
+            shortcut = QtGui.QShortcut(QtGui.QKeySequence(key), self)
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(slot)
+
+    # ------------------------------------------------------------------------------------------------ errors
+
+    def show_error(self, title: str, message: str) -> None:
+        """core_model's message in a dialog (window-modal, so the event loop and a running model carry on)."""
+        self.last_error = message
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Critical, title, message,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+
+    # ------------------------------------------------------------------------------------------------ files
+
+    def open_path(self, path: str | Path) -> bool:
+        """Open a result, a workspace or a video by what it is; errors go to a dialog. True if it opened."""
+        path = Path(path)
+        kind = file_kind(path)
+        try:
+            if kind == "result":
+                self.open_result(path)
+            elif kind == "workspace":
+                self.open_workspace(path)
+            elif kind == "video":
+                self.open_video(path)
+            else:
+                raise ValueError(f"{path.name}: not a video ({', '.join(VIDEO_SUFFIXES)}), image folder, result "
+                                 "(.npz) or workspace (.json)")
+        except (ValueError, OSError) as exc:
+            self.show_error("Cannot open", str(exc))
+            return False
+        self._remember(path)
+        return True
+
+    def open_video(self, path: Path) -> None:
+        self.session.open_video(path)
+        info = self.session.video.info
+        self.statusBar().showMessage(f"{path.name}: {info.frame_count} frames, {info.fps:g} fps, "
+                                     f"{info.width}x{info.height}", 8000)
+
+    def open_result(self, path: Path) -> LoadedResult:
+        """Load a result file; the first one becomes the shown result, later ones join the charts. A result
+        whose source video still exists opens it too when no video is open."""
+        loaded = LoadedResult.from_file(path, load_result(path))
+        self.session.add_result(loaded)
+        source = Path(loaded.result.meta.source_path)
+        if self.session.video is None and loaded is self.session.primary and source.exists():
+            self.open_video(source)
+        return loaded
+
+    def save_result(self, path: Path) -> Path:
+        primary = self.session.primary
+        if primary is None or not primary.ready.all():
+            raise ValueError("save: no finished result to save")
+        saved = save_result(primary.result, path)
+        primary.path = saved
+        return saved
+
+    def workspace(self) -> Workspace:
+        return Workspace(
+            results=[str(r.path.resolve()) for r in self.session.results if r.path is not None],
+            video=str(self.session.video_path.resolve()) if self.session.video_path else None,
+            frame=self.session.frame, cameras=self.panels["scene"].cameras(),
+            layout=base64.b64encode(bytes(self.saveState())).decode(),
+            geometry=base64.b64encode(bytes(self.saveGeometry())).decode(),
+            overlay=self.panels["video"].mode.currentText())
+
+    def save_workspace(self, path: Path) -> Path:
+        return save_workspace(self.workspace(), path)
+
+    def open_workspace(self, path: Path) -> None:
+        workspace = load_workspace(path)
+        self.close_all()
+        if workspace.video:
+            self.open_video(Path(workspace.video))
+        for result in workspace.results:
+            self.open_result(Path(result))
+        self.restoreGeometry(QtCore.QByteArray(base64.b64decode(workspace.geometry)))
+        self.restoreState(QtCore.QByteArray(base64.b64decode(workspace.layout)))
+        self.panels["video"].mode.setCurrentText(workspace.overlay)
+        self.session.set_frame(workspace.frame, force=True)
+        if workspace.cameras:
+            self.panels["scene"].set_cameras(workspace.cameras)
+
+    def close_all(self) -> None:
+        self.cancel_job()
+        self.session.clear()
+
+    def _remember(self, path: Path) -> None:
+        recent = [str(path.resolve())] + [p for p in self.recent_files() if p != str(path.resolve())]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+        self.settings.setValue("last_dir", str(path.resolve().parent))
+        self._rebuild_recent()
+
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_files():
+            self._action(self.recent_menu, path, lambda _=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("last_dir", str(Path.home())))
+
+    def _open_dialog(self, filters: str = "") -> None:
+        filters = filters or ("Videos, results and workspaces (*.npz *.json "
+                              + " ".join(f"*{s}" for s in VIDEO_SUFFIXES) + ");;All files (*)")
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open", self._last_dir(), filters)
+        for path in paths:
+            self.open_path(path)
+
+    def _save_result_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save result", self._last_dir(), "Result (*.npz)")
+        if path:
+            self._guarded("Cannot save", lambda: self.save_result(Path(path)))
+
+    def _save_workspace_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save workspace", self._last_dir(),
+                                                        "Workspace (*.json)")
+        if path:
+            self._guarded("Cannot save", lambda: self.save_workspace(Path(path)))
+
+    def _guarded(self, title: str, action) -> object:
+        try:
+            return action()
+        except (ValueError, OSError) as exc:
+            self.show_error(title, str(exc))
+            return None
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        urls = event.mimeData().urls()
+        if urls and all(u.isLocalFile() and file_kind(Path(u.toLocalFile())) for u in urls):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:  # noqa: N802 (Qt's name)
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls()]
+        for path in sorted(paths, key=lambda p: file_kind(p) != "video"):  # the video first, then its results
+            self.open_path(path)
+        event.acceptProposedAction()
+
+    def _on_results_changed(self) -> None:
+        primary = self.session.primary
+        if primary is not None:
+            self.model_label.setText(f"Hand model: {primary.result.meta.hand_model}")
+        else:
+            from core_model.handmodel.registry import mano_available
+
+            self.model_label.setText(f"Hand model: {'MANO' if mano_available() else 'OpenHand'}")
+        self.save_result_action.setEnabled(primary is not None and bool(primary.ready.all()))
+        names = ", ".join(r.label for r in self.session.results)
+        self.setWindowTitle(f"InterHand Studio — {names}" if names else "InterHand Studio")
+
+    # ------------------------------------------------------------------------------------------------ jobs
+
+    def _start_job(self, worker: GeneratorWorker, on_items) -> None:
+        """Run ``worker``; what it yields is handed to ``on_items`` in batches, at most every DRAIN_MS."""
+        if self.worker is not None:
+            raise ValueError(f"busy: {self.worker.title} is still running; cancel it first")
+        self.worker = worker
+        self._on_items = on_items
+        worker.yielded.connect(self._queue_item)
+        worker.failed.connect(lambda message: self.show_error(f"{worker.title} failed", message))
+        worker.cancelled.connect(lambda message: self.statusBar().showMessage(message, 8000))
+        worker.finished.connect(self._job_ended)
+        self.progress.setValue(0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.cancel_button.setEnabled(True)
+        worker.start()
+
+    def _queue_item(self, item: object) -> None:
+        self._pending.append(item)
+        if not self._drain.isActive():
+            self._drain.start()
+
+    def _drain_items(self) -> None:
+        items, self._pending = self._pending, []
+        if items:
+            self._on_items(items)
+
+    def _job_ended(self) -> None:
+        self._drain.stop()
+        self._drain_items()  # what the worker yielded last, before it ended
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.deleteLater()
+        if self._stream is not None and not self._stream.ready.all():  # cancelled or failed mid-run
+            self.session.remove_result(self._stream)
+        self._stream = None
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def cancel_job(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.cancel_button.setEnabled(False)
+            self.statusBar().showMessage(f"{self.worker.title}: cancelling after the current batch…")
+
+    def start_run(self, settings: RunSettings, factory: ModelFactory = build_model) -> None:
+        """Reconstruct ``settings.video`` in the worker; frames appear in every panel as their windows finish."""
+        if self.session.video_path is None or self.session.video_path.resolve() != settings.video.resolve():
+            self.open_video(settings.video)
+        self._run_settings = settings
+        # Loading MediaPipe's native library holds the GIL for ~0.1 s: do it here, once, before the worker
+        # runs, not in the worker, where it would freeze this (GUI) thread mid-run.
+        import mediapipe.tasks.python.vision  # noqa: F401
+
+        self.panels["scene"].prepare(self._run_hand_model(settings))
+        self.model_label.setText(f"Hand model: {self._run_hand_model(settings)}")
+        self._start_job(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", self),
+                        self._on_run_events)
+
+    def _on_run_events(self, events: list) -> None:
+        """A batch of RunEvents: one progress update and one frames_updated for all of them, so a burst of
+        small events costs the GUI thread one redraw."""
+        frames = []
+        for event in events:
+            if event.message and event.stage != "done":
+                self.statusBar().showMessage(event.message, 10000)
+            if event.stage == "model":
+                if self._stream is None:
+                    self._stream = self._streamed_result(event.arrays)
+                    self.session.add_result(self._stream, primary=True)
+                self._stream.ready[event.frames] = True
+                frames.append(np.asarray(event.frames))
+            elif event.stage == "done":
+                final = LoadedResult(self._stream.label, event.result, np.ones(event.result.num_frames, bool),
+                                     self._stream.path)
+                self.session.replace_result(self._stream, final)
+                self._stream = None
+                self.statusBar().showMessage(event.message, 10000)
+        if frames and self._stream is not None:
+            self.session.frames_updated.emit(np.concatenate(frames))
+        last = events[-1]
+        if last.stage != "done":
+            self._progress("detecting hands" if last.stage == "detect" else "reconstructing", last.done, last.total)
+
+    def _streamed_result(self, arrays: dict[str, np.ndarray]) -> LoadedResult:
+        """A view of the run's arrays as a result whose frames become ready as the model finishes them."""
+        settings = self._run_settings
+        n = len(arrays["vertices"])
+        meta = ResultMeta(source_path=str(settings.video), source_sha256="", fps=self.session.fps, frame_count=n,
+                          model_preset=settings.preset, checkpoint_sha256="",
+                          hand_model=self._run_hand_model(settings))
+        return LoadedResult(settings.output.stem, Reconstruction(meta=meta, **arrays), np.zeros(n, bool),
+                            settings.output)
+
+    @staticmethod
+    def _run_hand_model(settings: RunSettings) -> str:
+        """The name results record for the hand model a run will use (as load_hand_model picks it)."""
+        from core_model.handmodel.registry import mano_available
+
+        if settings.hand_model != "auto":
+            return {"mano": "MANO", "openhand": "OpenHand"}[settings.hand_model]
+        return "MANO" if mano_available() else "OpenHand"
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        if self.progress.maximum() != max(total, 1):  # each change repaints at once: only when it changes
+            self.progress.setRange(0, max(total, 1))
+        if not self.progress.format().startswith(stage):
+            self.progress.setFormat(f"{stage} %v/%m")
+        self.progress.setValue(done)
+
+    def _run_dialog(self) -> None:
+        from viewer.dialogs import RunDialog
+
+        dialog = RunDialog(self.session.video_path, self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self._guarded("Cannot run", lambda: self.start_run(dialog.settings()))
+
+    # ------------------------------------------------------------------------------------------------ export
+
+    def _faces(self):
+        from core_model.pipeline.cli_commands import _faces_for
+
+        primary = self.session.primary
+        if primary is None:
+            raise ValueError("export: open a result first")
+        return _faces_for(primary.result.meta.hand_model)[1]
+
+    def export_meshes(self, folder: Path, file_format: str, frames: range) -> list[Path]:
+        """One mesh file per frame with both hands (core_model.pipeline.sequence_export.export_frames)."""
+        from core_model.pipeline.sequence_export import export_frames
+
+        primary = self.session.primary
+        faces = self._faces()
+        ready = [t for t in frames if primary.shows(t)]
+        written = export_frames(primary.result, faces, folder, file_format, ready)
+        if not written:
+            raise ValueError(f"export: none of frames {frames.start}–{frames.stop - 1} has both hands reconstructed")
+        self.statusBar().showMessage(f"wrote {len(written)} {file_format.upper()} file(s) to {folder}", 8000)
+        return written
+
+    def export_figure(self, kind: str, path: Path, frames: list[int] | None = None,
+                      views: list[str] | None = None, block: int = 0, heads: list[int] | None = None,
+                      dpi: int = 300) -> Path:
+        """A paper figure through core_model.figures (the same code as ``interhand figures``)."""
+        primary = self.session.primary
+        if primary is None or not primary.ready.all():
+            raise ValueError("figure: open a finished result first")
+        frames = frames if frames else [self.session.frame]
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            if kind == "multiview":
+                from core_model.figures.multiview import multiview_figure
+
+                written = multiview_figure(primary.result, frames, self._faces(), path, video=self.session.video_path,
+                                           views=views or ("front", "alternative"), dpi=dpi)
+            elif kind == "accel":
+                from core_model.figures.accel import acceleration_figure
+
+                written = acceleration_figure([(r.label, r.result) for r in self.session.results if r.ready.all()],
+                                              path, dpi=dpi)
+            elif kind == "attention":
+                from core_model.figures.attention import attention_figure
+
+                written = attention_figure(primary.result, frames[0], path, block=block, heads=heads or [0, 1],
+                                           dpi=dpi)
+            else:
+                raise ValueError(f"figure: unknown kind {kind!r}")
+        finally:
+            QtWidgets.QApplication.restoreOverrideCursor()
+        self.statusBar().showMessage(f"wrote {written}", 8000)
+        return written
+
+    def panel_image(self, key: str) -> QtGui.QImage:
+        return self.grab().toImage() if key == "window" else self.panels[key].snapshot()
+
+    def save_screenshot(self, key: str, path: Path) -> Path:
+        if not self.panel_image(key).save(str(path)):
+            raise OSError(f"screenshot: cannot write {path} (a .png or .jpg in a writable folder)")
+        return path
+
+    def export_overlay(self, path: Path) -> None:
+        """The overlay mp4 of the shown result over its video, written in the worker."""
+        primary = self.session.primary
+        if primary is None or self.session.video_path is None or not primary.ready.all():
+            raise ValueError("overlay: open a video and its finished result first")
+
+        def on_items(items: list[tuple[int, int]]) -> None:
+            self._progress("overlay video", *items[-1])
+            if items[-1][0] == items[-1][1]:
+                self.statusBar().showMessage(f"wrote {path}", 8000)
+
+        self._start_job(GeneratorWorker(overlay_job(self.session.video_path, primary.result, path,
+                                                    self.panels["video"].mode.currentText()),
+                                        "overlay video", self), on_items)
+
+    def _mesh_dialog(self) -> None:
+        from viewer.dialogs import MeshExportDialog
+
+        dialog = MeshExportDialog(self.session.frame, self.session.num_frames, self._last_dir(), self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self._guarded("Cannot export", lambda: self.export_meshes(Path(dialog.folder.text()),
+                                                                      dialog.format.currentText(), dialog.frames()))
+
+    def _figure_dialog(self) -> None:
+        from viewer.dialogs import FigureDialog
+
+        dialog = FigureDialog(self.session.frame, str(Path(self._last_dir()) / "figure.png"), self)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self._guarded("Cannot make the figure", lambda: self.export_figure(**dialog.options()))
+
+    def _overlay_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Overlay video", self._last_dir(), "MP4 (*.mp4)")
+        if path:
+            self._guarded("Cannot export", lambda: self.export_overlay(Path(path)))
+
+    def _screenshot_dialog(self, key: str) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Screenshot", self._last_dir(), "PNG (*.png)")
+        if path:
+            self._guarded("Cannot save", lambda: self.save_screenshot(key, Path(path)))
+
+    # ------------------------------------------------------------------------------------------------ closing
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        if self.worker is not None:
+            self.worker.cancel()
+            self.worker.wait()
+        self.panels["timeline"].pause()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.session.close_video()
+        self.panels["scene"].close_views()
+        super().closeEvent(event)

@@ -1,0 +1,292 @@
+"""The 3D view: both hands of the current frame in their colours, penetrating vertices red, smooth shading,
+ground truth as wireframe; camera presets, reset, and a linked second view (the paper's "alternative view").
+
+Why the meshes are updated in place: a new actor per frame costs far more than replacing the points, normals and
+colours of two fixed PolyData objects that both views share; only this (GUI) thread touches VTK.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, _set_view
+from viewer.session import Session
+
+PRESETS = ("camera", "front", "side", "top", "alternative")
+GT_COLOUR = "#9a9a9a"  # opaque: a translucent wireframe would cost VTK extra (depth-peeling) passes per frame
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals [V, 3] of a triangle mesh."""
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    face_n = np.cross(b - a, c - a)
+    normals = np.zeros_like(vertices)
+    for i in range(3):
+        for axis in range(3):
+            normals[:, axis] += np.bincount(faces[:, i], face_n[:, axis], minlength=len(vertices))
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def _rgb(colour: str) -> np.ndarray:
+    return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)
+
+
+def camera_state(plotter) -> dict:
+    cam = plotter.camera
+    return {"position": list(cam.position), "focal_point": list(cam.focal_point), "up": list(cam.up),
+            "view_angle": float(cam.view_angle), "parallel": bool(cam.parallel_projection)}
+
+
+def set_camera_state(plotter, state: dict) -> None:
+    cam = plotter.camera
+    cam.position, cam.focal_point, cam.up = state["position"], state["focal_point"], state["up"]
+    cam.view_angle = state["view_angle"]
+    cam.parallel_projection = state["parallel"]
+    plotter.reset_camera_clipping_range()
+
+
+class HandsScene:
+    """The hands and ground-truth meshes of one hand model as PolyData shared by every view."""
+
+    def __init__(self, faces: tuple[np.ndarray, np.ndarray], num_vertices: int) -> None:
+        import pyvista as pv
+
+        self.faces = [np.asarray(f, np.int64) for f in faces]
+        self.base = [np.tile(_rgb(c), (num_vertices, 1)) for c in HAND_COLOURS]
+        self.red = _rgb(PENETRATION_COLOUR)
+        self.hands, self.truth = [], []
+        for f in self.faces:
+            cells = np.hstack([np.full((len(f), 1), 3), f]).ravel()
+            for store in (self.hands, self.truth):
+                mesh = pv.PolyData(np.zeros((num_vertices, 3)), cells)
+                mesh.point_data["rgb"] = np.zeros((num_vertices, 3), np.uint8)
+                store.append(mesh)
+
+    def update(self, vertices: np.ndarray, inside: np.ndarray, truth: np.ndarray | None) -> None:
+        for hand in range(2):
+            mesh = self.hands[hand]
+            mesh.points = vertices[hand].astype(np.float64)
+            mesh.point_data.active_normals = vertex_normals(mesh.points, self.faces[hand])
+            colours = self.base[hand].copy()
+            colours[np.asarray(inside[hand], bool)] = self.red
+            mesh.point_data["rgb"] = colours
+            if truth is not None:
+                self.truth[hand].points = truth[hand].astype(np.float64)
+
+
+class HandView(QtWidgets.QWidget):
+    """One QtInteractor showing the shared meshes."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        from pyvistaqt import QtInteractor
+
+        self.plotter = QtInteractor(self, multi_samples=0, auto_update=False)  # we render on change only
+        self.plotter.set_background("white")
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plotter.interactor)
+        self.hand_actors: list = []
+        self.truth_actors: list = []
+        self.label = self.plotter.add_text("", position="upper_left", font_size=9, color="black")
+
+    def show_scene(self, scene: HandsScene) -> None:
+        for actor in self.hand_actors + self.truth_actors:
+            self.plotter.remove_actor(actor, reset_camera=False, render=False)
+        self.hand_actors = []
+        for mesh in scene.hands:
+            actor = self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, specular=0.2, show_scalar_bar=False,
+                                          reset_camera=False, render=False)
+            actor.prop.interpolation = "gouraud"  # smooth shading from the vertex normals
+            self.hand_actors.append(actor)
+        self.truth_actors = [self.plotter.add_mesh(m, style="wireframe", color=GT_COLOUR, line_width=1,
+                                                   reset_camera=False, render=False)
+                             for m in scene.truth]
+
+    def set_visible(self, hands: bool, truth: bool) -> None:
+        for actor in self.hand_actors:
+            actor.SetVisibility(hands)
+        for actor in self.truth_actors:
+            actor.SetVisibility(truth)
+
+    def apply_preset(self, preset: str, centre: np.ndarray | None) -> None:
+        if preset == "camera":  # from the real camera (the origin, OpenCV axes) toward the hands
+            cam = self.plotter.camera
+            cam.parallel_projection = False
+            cam.position, cam.up = (0.0, 0.0, 0.0), (0.0, -1.0, 0.0)
+            cam.focal_point = tuple(centre) if centre is not None else (0.0, 0.0, 1.0)
+            cam.view_angle = 30.0
+            self.plotter.reset_camera_clipping_range()
+        else:
+            _set_view(self.plotter, preset)
+
+
+class ScenePanel(QtWidgets.QWidget):
+    """The main view and the second view side by side. With "link" on, the second view follows the main one,
+    turned 90 degrees about the vertical (the other side of the hands, as the paper's alternative view)."""
+
+    def __init__(self, session: Session, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.scene: HandsScene | None = None
+        self._model_name: str | None = None
+        self._fresh = False  # a new scene: fit the camera on the first frame that has hands
+        self.main = HandView(self)
+        self.second = HandView(self)
+        self.preset = QtWidgets.QComboBox(self)
+        self.preset.addItems(PRESETS)
+        self.second_preset = QtWidgets.QComboBox(self)
+        self.second_preset.addItems(PRESETS)
+        self.second_preset.setCurrentText("alternative")
+        self.link = QtWidgets.QCheckBox("link second view", self)
+        self.link.setChecked(True)
+        self.truth = QtWidgets.QCheckBox("ground truth", self)
+        self.truth.setChecked(True)
+        self.truth.setToolTip("Ground-truth meshes as wireframe (when the result has them)")
+        reset = QtWidgets.QPushButton("Reset", self)
+        bar = QtWidgets.QHBoxLayout()
+        for widget in (QtWidgets.QLabel("View", self), self.preset, reset, self.link,
+                       QtWidgets.QLabel("Second", self), self.second_preset, self.truth):
+            bar.addWidget(widget)
+        bar.addStretch(1)
+        views = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
+        views.addWidget(self.main)
+        views.addWidget(self.second)
+        views.setSizes([2, 1])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(bar)
+        layout.addWidget(views, 1)
+        self.preset.activated.connect(lambda _: self.apply_preset(self.preset.currentText()))
+        self.second_preset.activated.connect(lambda _: self._second_preset())
+        reset.clicked.connect(lambda: self.apply_preset(self.preset.currentText()))
+        self.link.toggled.connect(self._on_link)
+        self.truth.toggled.connect(lambda _: self.show_frame(session.frame))
+        self.main.plotter.iren.add_observer("InteractionEvent", lambda *_: self._follow())
+        session.frame_changed.connect(self.show_frame)
+        session.results_changed.connect(self._on_results)
+        session.frames_updated.connect(self._on_frames_updated)
+        self.second_preset.setEnabled(False)
+
+    def _on_results(self) -> None:
+        if self.session.primary is not None:
+            self.prepare(self.session.primary.result.meta.hand_model)
+
+    def prepare(self, hand_model: str) -> None:
+        """Build the meshes of ``hand_model`` (its name as results record it) unless they are built: costly
+        enough (VTK actors in both views) that a run does it before its worker starts, not mid-run."""
+        if hand_model.lower() == self._model_name:
+            return
+        from core_model.pipeline.cli_commands import _faces_for
+
+        model, faces = _faces_for(hand_model)
+        self.scene = HandsScene(faces, model.num_vertices)
+        self._model_name = hand_model.lower()
+        for view in (self.main, self.second):
+            view.show_scene(self.scene)
+        self._fresh = True
+
+    def _on_frames_updated(self, frames: np.ndarray) -> None:
+        if self.session.frame in frames:
+            self.show_frame(self.session.frame)
+
+    def _centre(self) -> np.ndarray | None:
+        loaded = self.session.primary
+        if loaded is None or not loaded.shows(self.session.frame):
+            return None
+        verts = loaded.result.vertices[self.session.frame]
+        return np.nanmean(verts.reshape(-1, 3), 0) if np.isfinite(verts).any() else None
+
+    def show_frame(self, frame: int) -> None:
+        loaded = self.session.primary
+        if self.scene is None or loaded is None:
+            for view in (self.main, self.second):
+                view.label.SetText(2, "no result open")
+            self.render()
+            return
+        result = loaded.result
+        drawable = bool(loaded.shows(frame) and result.valid[frame].all() and np.isfinite(result.vertices[frame]).all())
+        truth = result.gt.get("vertices")
+        has_truth = bool(truth is not None and truth.shape[2] == result.num_vertices and self.truth.isChecked()
+                         and np.isfinite(truth[frame]).all())
+        if drawable:
+            self.scene.update(result.vertices[frame], result.inside[frame], truth[frame] if has_truth else None)
+            text = f"frame {frame}"
+            if result.inside[frame].any():
+                text += f": {int(result.inside[frame].sum())} penetrating vertices"
+        else:
+            text = f"frame {frame}: " + ("not reconstructed yet" if not loaded.shows(frame) else "no two hands")
+        for view in (self.main, self.second):
+            view.set_visible(drawable, drawable and has_truth)
+            view.label.SetText(2, text)
+        if drawable and self._fresh:
+            self._fresh = False
+            self.apply_preset(self.preset.currentText())
+            return
+        self.render()
+
+    def render(self) -> None:
+        """Schedule both views to repaint: Qt renders each once in its paint event (an explicit VTK render here
+        would render every view twice per frame)."""
+        self.main.plotter.interactor.update()
+        self.second.plotter.interactor.update()
+
+    def apply_preset(self, preset: str) -> None:
+        self.preset.setCurrentText(preset)
+        self.main.apply_preset(preset, self._centre())
+        if self.link.isChecked():
+            self._follow()
+        else:
+            self._second_preset()
+        self.render()
+
+    def _second_preset(self) -> None:
+        self.second.apply_preset(self.second_preset.currentText(), self._centre())
+        self.second.plotter.interactor.update()
+
+    def _on_link(self, linked: bool) -> None:
+        self.second_preset.setEnabled(not linked)
+        self._follow() if linked else self._second_preset()
+
+    def _follow(self) -> None:
+        if not self.link.isChecked():
+            return
+        cam = self.second.plotter.renderer.GetActiveCamera()
+        cam.DeepCopy(self.main.plotter.renderer.GetActiveCamera())
+        cam.Azimuth(90.0)
+        cam.OrthogonalizeViewUp()
+        self.second.plotter.reset_camera_clipping_range()
+        self.second.plotter.interactor.update()
+
+    def cameras(self) -> dict:
+        return {"main": camera_state(self.main.plotter), "second": camera_state(self.second.plotter),
+                "preset": self.preset.currentText(), "second_preset": self.second_preset.currentText(),
+                "linked": self.link.isChecked()}
+
+    def set_cameras(self, state: dict) -> None:
+        self._fresh = False
+        self.preset.setCurrentText(state.get("preset", "camera"))
+        self.second_preset.setCurrentText(state.get("second_preset", "alternative"))
+        self.link.setChecked(bool(state.get("linked", True)))
+        set_camera_state(self.main.plotter, state["main"])
+        set_camera_state(self.second.plotter, state["second"])
+        self.render()
+
+    def image(self) -> np.ndarray:
+        """Both views rendered side by side, RGB uint8 (what the screenshot export and the tests see)."""
+        left = self.main.plotter.screenshot(return_img=True)
+        right = self.second.plotter.screenshot(return_img=True)
+        height = max(left.shape[0], right.shape[0])
+        pad = [np.pad(im[..., :3], ((0, height - im.shape[0]), (0, 0), (0, 0)), constant_values=255)
+               for im in (left, right)]
+        return np.concatenate(pad, axis=1)
+
+    def snapshot(self) -> QtGui.QImage:
+        from viewer.panels.video import to_qimage
+
+        return to_qimage(self.image())
+
+    def close_views(self) -> None:
+        self.main.plotter.close()
+        self.second.plotter.close()
