@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_synth_parser(sub, MODEL_CHOICES)
 
+    from core_model.train import add_train_parser
+
+    add_train_parser(sub, MODEL_CHOICES)  # interhand train ...; interhand train --curve RUN
+
+    from core_model.evaluate import add_evaluate_parser
+
+    add_evaluate_parser(sub)
+
     from core_model.pipeline import cli_commands
 
     p = command("export", cli_commands.cmd_export,
