@@ -13,6 +13,7 @@ import argparse
 import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     create_app()
     QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)  # leave the user's settings alone
     QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
-                             str(Path.cwd() / ".playback-bench-settings"))
+                             tempfile.mkdtemp(prefix="interhand-playback-settings-"))
     from viewer.main_window import MainWindow
 
     files = args.files or demo_files()

@@ -211,8 +211,43 @@ def save_result(result: Reconstruction, path: str | os.PathLike[str], compress: 
     payload = {"meta": np.array(json.dumps(meta))}
     payload.update(result.arrays())
     with atomic_path(target) as tmp:
-        (np.savez_compressed if compress else np.savez)(tmp, **payload)
+        _write_npz(tmp, payload, compress)
     return target
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray], compress: bool) -> None:
+    """What ``np.savez_compressed`` writes (one ``NAME.npy`` member per array, zip64), except that an array
+    memory-mapped from a whole ``.npy`` file is copied from the file in blocks rather than read through the
+    map: a long video's vertices then never become resident in this process (``pipeline.store``)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED,
+                         allowZip64=True) as archive:
+        for name, value in arrays.items():
+            source = _whole_npy_file(value)
+            if source is not None:
+                archive.write(source, arcname=f"{name}.npy")
+                continue
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
+def _whole_npy_file(value: np.ndarray) -> Path | None:
+    """The ``.npy`` file ``value`` maps in full (header and all), else None."""
+    if not isinstance(value, np.memmap) or not value.filename or not value.flags.c_contiguous:
+        return None
+    path = Path(value.filename)
+    if path.suffix != ".npy" or not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = reader(handle)
+        except ValueError:
+            return None
+        offset = handle.tell()
+    whole = (shape == value.shape and dtype == value.dtype and not fortran and value.offset == offset
+             and path.stat().st_size == offset + value.nbytes)
+    return path if whole else None
 
 
 # Readers of older schema versions: version -> function turning its arrays/meta into the next version's.

@@ -135,3 +135,95 @@ def test_bad_inputs_name_the_argument():
         list(run_windows(model, crops_for(5), windows, overlap=2))
     with pytest.raises(ValueError, match=r"crops: frame 0 is \(8, 8, 3\)"):
         list(run_windows(model, crops_for(10, size=8), windows, overlap=2))
+
+
+def small_stcnet(openhand, frames: int = 4):
+    from core_model.network import STCNet, STCNetConfig
+
+    torch.manual_seed(0)
+    return STCNet(STCNetConfig.from_preset("lite", input_size=64, frames=frames), openhand,
+                  imagenet_weights=None).eval()
+
+
+def test_stcnet_encoded_once_per_frame_matches_its_forward(openhand):
+    from core_model.pipeline.inference import STCNetWindowModel
+
+    model = small_stcnet(openhand)
+    wm = STCNetWindowModel(model)
+    crops = torch.rand(2, 4, 3, 64, 64)
+    with torch.inference_mode():
+        full = model(crops).tensors()
+        features = {k: v.unflatten(0, (2, 4)) for k, v in wm.encode(crops.flatten(0, 1)).items()}
+        head = wm.head(features)
+    finished = wm.finish({k: v.flatten(0, 1).numpy() for k, v in head.items() if k not in
+                          ("mhsa_attention", "mhca_attention")})
+    for name in ("betas", "rotmats", "global_orient", "hand_pose", "camera", "mhsa_attention", "mhca_attention"):
+        np.testing.assert_allclose(head[name].numpy(), full[name].numpy(), atol=1e-5, err_msg=name)
+    for name in ("transl", "vertices", "keypoints", "keypoints2d", "chirality_maps"):
+        np.testing.assert_allclose(finished[name], full[name].flatten(0, 1).numpy(), atol=1e-5, err_msg=name)
+
+
+def test_each_frame_is_encoded_once_across_overlapping_windows(openhand):
+    from core_model.pipeline.inference import STCNetWindowModel
+
+    wm = STCNetWindowModel(small_stcnet(openhand))
+    encoded = []
+    original = wm.encode
+    wm.encode = lambda crops: encoded.append(len(crops)) or original(crops)
+    n = 17
+    windows = plan_windows(np.ones(n, bool), 4, 2)
+    updates = list(run_windows(wm, crops_for(n, size=64), windows, overlap=2, batch=3, encode_batch=5))
+    assert sum(encoded) == n < 4 * len(windows)  # 17 frames, 7 windows of 4 slots
+    assert max(encoded) <= 5
+    assert sorted(np.concatenate([u.frames for u in updates]).tolist()) == list(range(n))
+
+
+def test_blended_meshes_are_the_blended_parameters_posed(openhand):
+    """Overlapping windows disagree (each frame sees different temporal context; here strongly: each window turns
+    its hands about z by up to 0.6 rad depending on the frame's place in it). After blending, vertices and
+    keypoints must be what the hand model gives for the blended parameters, not an average of two meshes."""
+    import roma
+
+    from core_model.network.decoder import weak_perspective_project
+    from core_model.pipeline.inference import STCNetWindowModel, window_weights
+
+    class Disagreeing(STCNetWindowModel):
+        def head(self, features):
+            out = dict(super().head(features))
+            turn = roma.rotvec_to_rotmat(torch.linspace(-0.6, 0.6, self.frames)[:, None] * torch.tensor([0, 0, 1.0]))
+            rotmats = out["rotmats"].clone()
+            rotmats[:, :, :, 0] = turn[None, :, None] @ rotmats[:, :, :, 0]
+            out["rotmats"] = rotmats
+            return out
+
+    wm = Disagreeing(small_stcnet(openhand))
+    n = 14
+    rng = np.random.default_rng(0)
+    crops = [(i, rng.integers(0, 255, (64, 64, 3), np.uint8)) for i in range(n)]
+    windows = plan_windows(np.ones(n, bool), 4, 2)
+    out = collect(list(run_windows(wm, crops, windows, overlap=2, batch=2)))
+    with torch.inference_mode():
+        posed = openhand(*(torch.from_numpy(out[k]) for k in ("betas", "global_orient", "hand_pose", "transl")))
+    np.testing.assert_allclose(out["vertices"], posed.vertices.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["keypoints"], posed.keypoints.numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["keypoints"][:, 0, 0], 0, atol=1e-5)  # the right wrist stays the origin
+    np.testing.assert_allclose(out["keypoints"][:, 1, 0], out["rel_transl"], atol=1e-5)  # the left at rel_transl
+    local = torch.from_numpy(out["keypoints"] - out["keypoints"][:, :, :1])
+    np.testing.assert_allclose(out["keypoints2d"], weak_perspective_project(local, torch.from_numpy(out["camera"])),
+                               atol=1e-5)
+    # What averaging the two windows' own meshes would give on their shared frames is far from that.
+    per_window = []
+    for w in windows[:2]:
+        images = torch.from_numpy(np.stack([crops[f][1] for f in w.frames]))[None].permute(0, 1, 4, 2, 3) / 255
+        with torch.inference_mode():
+            features = {k: v[None] for k, v in wm.encode(images[0].float()).items()}
+            head = {k: v[0].numpy() for k, v in wm.head(features).items() if k not in ("mhsa_attention",
+                                                                                       "mhca_attention")}
+        per_window.append(wm.finish(head)["vertices"])
+    weights = window_weights(4, 2)
+    shared = windows[1].frames[0] - windows[0].frames[0]  # window 0 slots shared.., window 1 slots ..4-shared
+    a, b = per_window[0][shared:], per_window[1][:4 - shared]
+    wa, wb = weights[shared:, None, None, None], weights[:4 - shared, None, None, None]
+    averaged = (wa * a + wb * b) / (wa + wb)
+    frames = windows[0].frames[shared:]
+    assert np.abs(averaged - out["vertices"][frames]).max() > 1e-3  # metres: a millimetre and more

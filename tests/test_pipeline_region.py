@@ -47,6 +47,7 @@ def test_clasped_hands_seen_as_one_keep_a_two_hand_region():
     assert (regions.source[3:12, 0] == INFERRED).all() and (regions.source[:3, 0] == DETECTED).all()
     assert regions.shares()["two_hand_region"] == 1.0
     assert regions.shares()["detector_two_hands"] == pytest.approx(11 / 20)
+    assert regions.shares()["detector_left_right"] == pytest.approx(9 / 20)  # the two both-left frames are not
     # chirality follows the tracks, not the two frames of wrong labels
     assert np.nanmean(regions.det_keypoints2d[12:14, 0, :, 0]) > 280
     # every crop covers both hands, including the inferred one

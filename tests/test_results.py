@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -142,23 +141,37 @@ def test_not_a_result_file(tmp_path):
         load_result(path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_folder(tmp_path):
+    """Root ignores permission bits, so the write runs in a child without the capabilities that let it (see
+    ``test_pipeline_bad_input.read_only_run``); as another user the child is an ordinary one."""
+    from test_pipeline_bad_input import read_only_run
+
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
+    code = ("import sys; sys.path.insert(0, 'tests')\nfrom test_results import make_result\n"
+            "from core_model.results import save_result\n"
+            f"try:\n    save_result(make_result(), {str(folder / 'r.npz')!r})\n"
+            "except PermissionError as exc:\n    print('refused:', exc)")
     try:
-        with pytest.raises(PermissionError):
-            save_result(make_result(), folder / "r.npz")
+        proc = read_only_run("-c", code)
+        assert proc.returncode == 0 and proc.stdout.startswith("refused:"), proc.stdout + proc.stderr
+        assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o755)
 
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
-    def boom(*args, **kwargs):
-        raise KeyboardInterrupt
+    written = []
+    original = np.lib.format.write_array
 
-    monkeypatch.setattr(np, "savez_compressed", boom)
+    def boom(handle, array, *args, **kwargs):  # Ctrl-C after a few arrays are in the archive
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        written.append(array)
+        return original(handle, array, *args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", boom)
     with pytest.raises(KeyboardInterrupt):
         save_result(make_result(), tmp_path / "r.npz")
     assert not list(tmp_path.iterdir())

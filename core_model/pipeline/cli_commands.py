@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger("interhand")
@@ -50,41 +54,98 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-animation", action="store_true", help="skip the animated GLB of the whole selection")
 
 
+EXIT_TRUNCATED = 3  # the result was written from the readable part of a damaged video
+EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
+
+
 class _ProgressBar:
     """A one-line text progress bar on stderr (a terminal) or a line per 10 % (a log file)."""
 
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
         self.last = (None, -1)
+        self.stage = ""
+        self.open = False
+
+    def end(self) -> None:
+        """Finish an unfinished bar line so the next message starts on its own line."""
+        if self.open:
+            print(file=sys.stderr, flush=True)
+            self.open = False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        self.stage = stage
         total = max(total, 1)
         pct = min(100, int(100 * done / total))
         if self.tty:
             bar = "#" * (pct // 4)
             print(f"\r{stage:7s} [{bar:25s}] {pct:3d}% {done}/{total}", end="", file=sys.stderr, flush=True)
+            self.open = True
             if done >= total:
-                print(file=sys.stderr)
+                self.end()
         elif (stage, pct // 10) != self.last:
             self.last = (stage, pct // 10)
             print(f"{stage}: {pct}% ({done}/{total})", file=sys.stderr, flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Reconstruct a video into a result file."""
+    """Reconstruct a video into a result file. Exit status 0, 2 (bad input: nothing written), 3 (a damaged or
+    truncated video: the result holds the frames before the damage) or 130 (Ctrl-C: nothing written)."""
+    bar = _ProgressBar()
+    previous = _terminate_like_ctrl_c()
+    try:
+        return _run(args, bar)
+    except KeyboardInterrupt:
+        bar.end()
+        written = f"after writing {args.output}" if bar.stage == "done" else \
+            f"during {bar.stage or 'start-up'}; nothing was written to {args.output}"
+        print(f"interhand run: interrupted (Ctrl-C) {written}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _restored(restore: Callable[[], object]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        restore()
+
+
+def _terminate_like_ctrl_c():
+    """SIGTERM (``kill``, a closing terminal, a job scheduler) ends the run as Ctrl-C does, clean-up included;
+    Python's default would end the process at once and leave the run's parts folder behind. Returns the previous
+    handler (None when not in the main thread, where handlers cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
     import torch
 
     from core_model.device import pick_device
     from core_model.handmodel.registry import load_hand_model
     from core_model.network import STCNet, STCNetConfig, load_checkpoint
     from core_model.pipeline.region import parse_roi
-    from core_model.pipeline.run import reconstruct
+    from core_model.pipeline.run import check_output_folder, cpu_threads, reconstruct
     from core_model.results import file_sha256
 
     if not Path(args.video).exists():
         raise FileNotFoundError(f"video: no such file or folder {args.video}")
+    if Path(args.output).suffix != ".npz":
+        raise ValueError(f"-o/--output: a result file ends in .npz, got {Path(args.output).name}")
+    check_output_folder(Path(args.output))  # before loading anything
     if args.batch < 1:
         raise ValueError(f"--batch: expected a positive number of windows, got {args.batch}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: expected a positive number of threads, got {args.threads}")
     roi = parse_roi(args.roi) if args.roi else None
     device = pick_device(args.device) if args.device else pick_device()
     hand_model = load_hand_model(args.hand_model)
@@ -97,19 +158,33 @@ def cmd_run(args: argparse.Namespace) -> int:
                     "shows the pipeline working, not the hands")
         model = STCNet(STCNetConfig.from_preset(args.preset), hand_model).to(device).eval()
         preset, ckpt_hash = args.preset, ""
-    torch.set_grad_enabled(False)
-    bar = _ProgressBar()
-    for event in reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash,
-                             roi=roi, batch=args.batch, device=device):
-        if event.stage == "done":
-            print(event.message)
-            shares = event.result.meta.extra.get("region_shares", {})
-            print(f"two-hand region on {shares.get('two_hand_region', 0):.1%} of frames; the hand detector alone "
-                  f"saw two hands on {shares.get('detector_two_hands', 0):.1%}")
-        else:
-            if event.message:
-                print(f"warning: {event.message}", file=sys.stderr)
-            bar(event.stage, event.done, event.total)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads or cpu_threads())
+        log.debug("torch threads: %d", torch.get_num_threads())
+    stopped = ""
+    run = reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash, roi=roi,
+                      batch=args.batch, device=device)
+    # Process-wide torch settings go back as they were afterwards (the CLI may be called in-process).
+    with contextlib.closing(run), torch.no_grad(), _restored(lambda: torch.set_num_threads(threads)):
+        for event in run:
+            if event.stage == "done":
+                bar.end()
+                bar.stage = "done"
+                print(event.message)
+                shares = event.result.meta.extra.get("region_shares", {})
+                print(f"two-hand region on {shares.get('two_hand_region', 0):.1%} of frames; the hand detector "
+                      f"alone saw two hands on {shares.get('detector_two_hands', 0):.1%}")
+            else:
+                if event.message:
+                    bar.end()
+                    stopped = event.message
+                    print(f"warning: {event.message}", file=sys.stderr)
+                bar(event.stage, event.done, event.total)
+    if stopped:
+        print(f"interhand run: the video is damaged or truncated; {args.output} holds the frames before the "
+              f"damage (exit status {EXIT_TRUNCATED})", file=sys.stderr)
+        return EXIT_TRUNCATED
     return 0
 
 
@@ -123,3 +198,5 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--roi", default=None, help="manual hand region x,y,w,h in pixels (default: detected)")
     p.add_argument("--batch", type=int, default=4, help="windows per batch")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads on the CPU (default: the cores but one, which decodes the next frames)")

@@ -13,16 +13,54 @@ The labels are one piece of evidence; ``region.py`` weighs them against motion o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
+import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from core_model.assets import asset_path
+from core_model.pipeline.timing import StageTimer, stage
 
 BUNDLE = ("mediapipe", "hand_landmarker.task")
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def native_info_held_back() -> Iterator[None]:
+    """Drop the ``INFO: ...`` lines LiteRT/TFLite print straight onto file descriptor 2 while the block runs
+    (nine when a landmarker is made, two when it is closed, on every run); every other line, warnings and errors
+    included, is written to ``sys.stderr`` when the block ends.
+
+    Why at the file-descriptor level: LiteRT's default logger writes with ``fprintf(stderr)`` and reads no
+    environment variable (``TF_CPP_MIN_LOG_LEVEL`` and ``GLOG_minloglevel`` were tried: no effect), and the
+    mediapipe 1.2 wheel exposes no log level. Debug logging (``interhand -v``) shows the lines unfiltered."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (an embedding host): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith("INFO: ")]
+            if kept:
+                sys.stderr.write("".join(kept))
 
 
 @dataclasses.dataclass
@@ -98,7 +136,8 @@ class MediaPipeHandDetector:
 
     def close(self) -> None:
         if self._landmarker is not None:
-            self._landmarker.close()
+            with native_info_held_back():
+                self._landmarker.close()
             self._landmarker = None
         self._last_ms = -1
 
@@ -115,7 +154,8 @@ class MediaPipeHandDetector:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame: expected RGB uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
         if self._landmarker is None:
-            self._landmarker = self._vision.HandLandmarker.create_from_options(self._options)
+            with native_info_held_back():
+                self._landmarker = self._vision.HandLandmarker.create_from_options(self._options)
         timestamp_ms = max(int(timestamp_ms), self._last_ms + 1)
         self._last_ms = timestamp_ms
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
@@ -134,7 +174,7 @@ class MediaPipeHandDetector:
 
 
 def detect_frames(source: Iterable[tuple[int, np.ndarray]], detector: MediaPipeHandDetector, fps: float,
-                  max_side: int = 1280) -> Iterator[tuple[int, FrameHands]]:
+                  max_side: int = 1280, timer: StageTimer | None = None) -> Iterator[tuple[int, FrameHands]]:
     """Run ``detector`` over a stream of (index, RGB frame), one pass; yields (index, hands) as it goes.
 
     Frames larger than ``max_side`` are shrunk for detection (MediaPipe works at 192-256 pixels inside; an 8K
@@ -143,9 +183,11 @@ def detect_frames(source: Iterable[tuple[int, np.ndarray]], detector: MediaPipeH
 
     detector.reset()
     for index, frame in source:
-        scale = min(1.0, max_side / max(frame.shape[:2]))
-        small = frame if scale == 1.0 else cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        hands = detector.detect(small, round(index * 1000.0 / fps))
+        with stage(timer, "detect"):
+            scale = min(1.0, max_side / max(frame.shape[:2]))
+            small = frame if scale == 1.0 else cv2.resize(frame, None, fx=scale, fy=scale,
+                                                          interpolation=cv2.INTER_AREA)
+            hands = detector.detect(small, round(index * 1000.0 / fps))
         if scale != 1.0 and len(hands):
             hands = FrameHands(hands.keypoints / scale, hands.right_prob, hands.score)
         yield index, hands

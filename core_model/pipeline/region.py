@@ -34,6 +34,8 @@ class HandRegions:
     det_keypoints2d: [N, 2, 21, 2] float32 the detector's own landmarks (NaN where it saw no such hand).
     det_score: [N, 2] float32 the detector's confidence (NaN where it saw no such hand).
     detector_hands: [N] int8 how many distinct hands the detector reported (0, 1, 2).
+    detector_labelled: [N] bool (optional) the detector reported two hands *and* labelled one Left and one Right
+    (what a per-hand pipeline that trusts the labels gets).
     """
 
     bbox: np.ndarray
@@ -42,6 +44,7 @@ class HandRegions:
     det_keypoints2d: np.ndarray
     det_score: np.ndarray
     detector_hands: np.ndarray
+    detector_labelled: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -61,7 +64,9 @@ class HandRegions:
         n = max(len(self), 1)
         return {"two_hand_region": float(self.valid.all(axis=1).sum() / n),
                 "any_region": float(self.region_valid.sum() / n),
-                "detector_two_hands": float((self.detector_hands == 2).sum() / n)}
+                "detector_two_hands": float((self.detector_hands == 2).sum() / n),
+                **({"detector_left_right": float(self.detector_labelled.sum() / n)}
+                   if self.detector_labelled is not None else {})}
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:
@@ -226,9 +231,10 @@ def regions_from_detections(frames: Sequence[FrameHands], fps: float, width: int
     keypoints, _, score = assign_hands(frames, fps)
     boxes = landmark_boxes(keypoints)
     count = np.array([len(h) for h in frames], np.int8)
+    labelled = np.array([len(h) == 2 and (h.right_prob[0] > 0.5) != (h.right_prob[1] > 0.5) for h in frames], bool)
     filled, source = fill_missing(boxes, count > 0, fps, width, height, horizon_s)
     bbox = square_regions(filled, smooth_frames=smooth_frames)
-    return HandRegions(bbox, filled.astype(np.float32), source, keypoints, score, count)
+    return HandRegions(bbox, filled.astype(np.float32), source, keypoints, score, count, labelled)
 
 
 def parse_roi(text: str) -> tuple[float, float, float, float]:

@@ -1,8 +1,9 @@
 """Measure and draw the two-hand region on real clips: ``python -m core_model.pipeline.regions_report VIDEO...``.
 
 Prints, per clip, the share of frames with a two-hand region (both hands detected or placed from their tracks)
-beside the share where MediaPipe alone reports two distinct hands, and optionally writes a PNG grid of frames
-with the crop, each hand's box and the landmarks drawn (right hand red, left blue; dashed box = inferred hand).
+beside the share where MediaPipe alone reports two distinct hands (and two labelled one Left, one Right), and
+optionally writes a PNG grid of frames with the crop, each hand's box and the landmarks drawn (right hand red,
+left blue; dashed box = inferred hand).
 """
 
 from __future__ import annotations
@@ -88,12 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tiles", type=int, default=6)
     args = parser.parse_args(argv)
     rows = []
-    print(f"{'clip':42s} {'frames':>6s} {'two-hand region':>16s} {'MediaPipe two':>14s} {'any region':>11s}")
+    print(f"{'clip':42s} {'frames':>6s} {'two-hand region':>16s} {'MediaPipe two':>14s} {'MP Left+Right':>14s} "
+          f"{'any region':>11s}")
     for video in args.videos:
         regions, _ = analyse(video)
         share = regions.shares()
         print(f"{video.name:42s} {len(regions):6d} {share['two_hand_region']:16.1%} "
-              f"{share['detector_two_hands']:14.1%} {share['any_region']:11.1%}")
+              f"{share['detector_two_hands']:14.1%} {share['detector_left_right']:14.1%} {share['any_region']:11.1%}")
         if args.grid is not None:
             tmp = args.grid.with_name(f".{video.stem}.row.png")
             write_grid(video, regions, tmp, args.tiles)
