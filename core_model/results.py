@@ -5,6 +5,10 @@ Why a flat npz of plain arrays plus one JSON string: it opens in any numpy witho
 code when loaded, and is cheap to read one array of (the viewer maps frames lazily through ``np.load``).
 The schema version says how to read a file; loading checks every array's shape against the frame count N and
 the vertex count V, and names the first that does not fit.
+
+Schema versions: 1, the network's result; 2 adds the optional test-time refinement (``core_model.refine``) as
+``refined_<name>`` arrays beside the network's (:data:`REFINED_ARRAYS`). A version-1 file loads as a result without
+refined arrays (:data:`MIGRATIONS`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 from core_model import __version__
 from core_model.fileio import atomic_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT = "interhand-result"
 
 
@@ -75,6 +79,16 @@ OPTIONAL_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
     "mhsa_attention": (("W", "K", "A", "2T", "2T"), "f"),
     "mhca_attention": (("W", "K", 2, "A", "T", "T"), "f"),
 }
+REFINED_PREFIX = "refined_"
+REFINED_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
+    **{name: FRAME_ARRAYS[name] for name in ("betas", "global_orient", "hand_pose", "transl", "keypoints",
+                                              "vertices", "inside", "depth", "keypoints2d")},
+    "gate": (("N", 2), "i"),
+}
+"""The test-time refinement's arrays (schema 2), by name without the ``refined_`` prefix they carry in the file:
+the network's per-frame arrays of the same names and shapes, refined (NaN / False where a hand was not refined),
+plus ``gate`` [N, 2] int8, why each hand's detected landmarks were or were not fitted
+(``core_model.refine.gating.REASONS``). All or none of them are in a file."""
 
 
 @dataclasses.dataclass
@@ -91,7 +105,9 @@ class Reconstruction:
     crop. region_source [N,2] int8 (optional): 0 no hand, 1 placed from its track, 2 detected.
     window_frames [W,2] int (optional): each window's [start, stop) frames; mhsa_attention [W,K,heads,2T,2T] and
     mhca_attention [W,K,2,heads,T,T] (optional): that window's attention maps. gt: ground truth arrays by name
-    without the ``gt_`` prefix (each with N first).
+    without the ``gt_`` prefix (each with N first). refined: the test-time refinement's arrays by name without the
+    ``refined_`` prefix (:data:`REFINED_ARRAYS`: all of them, or empty when the run did not refine); the fields
+    above stay the network's own result.
     """
 
     meta: ResultMeta
@@ -114,6 +130,7 @@ class Reconstruction:
     mhsa_attention: np.ndarray | None = None
     mhca_attention: np.ndarray | None = None
     gt: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    refined: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -124,10 +141,12 @@ class Reconstruction:
         return int(self.vertices.shape[2])
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every array by its file name (optional ones only when present; ground truth as ``gt_*``)."""
+        """Every array by its file name (optional ones only when present; ground truth as ``gt_*``, refinement as
+        ``refined_*``)."""
         out = {name: getattr(self, name) for name in FRAME_ARRAYS}
         out.update({name: getattr(self, name) for name in OPTIONAL_ARRAYS if getattr(self, name) is not None})
         out.update({f"gt_{k}": v for k, v in self.gt.items()})
+        out.update({f"{REFINED_PREFIX}{k}": v for k, v in self.refined.items()})
         return out
 
     def validate(self) -> None:
@@ -146,6 +165,19 @@ def _validate(arrays: dict[str, np.ndarray], meta: ResultMeta, where: str = "res
                     raise ResultFileError(f"{where}: missing array {name!r} {_show(shape)}")
                 continue
             _check_array(name, np.asarray(arrays[name]), shape, kind, symbols, where)
+    refined = sorted(name[len(REFINED_PREFIX):] for name in arrays if name.startswith(REFINED_PREFIX))
+    if refined:
+        unknown = [f"{REFINED_PREFIX}{k}" for k in refined if k not in REFINED_ARRAYS]
+        if unknown:
+            raise ResultFileError(f"{where}: unknown refined arrays {unknown}; refinement stores "
+                                  f"{[REFINED_PREFIX + k for k in REFINED_ARRAYS]}")
+        missing = [f"{REFINED_PREFIX}{k}" for k in REFINED_ARRAYS if k not in refined]
+        if missing:
+            raise ResultFileError(f"{where}: refined arrays incomplete: missing {missing} (a refined result holds "
+                                  "all of them)")
+        for name, (shape, kind) in REFINED_ARRAYS.items():
+            _check_array(REFINED_PREFIX + name, np.asarray(arrays[REFINED_PREFIX + name]), shape, kind, symbols,
+                         where)
     if ("mhsa_attention" in arrays or "mhca_attention" in arrays) and "window_frames" not in arrays:
         raise ResultFileError(f"{where}: attention maps without window_frames (which frames each window covers)")
     if "window_frames" in arrays:
@@ -167,8 +199,8 @@ def _show(shape: tuple[int | str, ...]) -> str:
 def _check_array(name: str, value: np.ndarray, shape: tuple[int | str, ...], kind: str, symbols: dict[str, int],
                  where: str) -> None:
     if value.dtype.kind not in (kind if kind != "i" else "iu") or value.dtype == object:
-        raise ResultFileError(f"{where}: {name}: expected a {dict(f='float', b='bool', i='integer')[kind]} array, "
-                              f"got {value.dtype}")
+        expected = dict(f="a float", b="a bool", i="an integer")[kind]
+        raise ResultFileError(f"{where}: {name}: expected {expected} array, got {value.dtype}")
     if value.ndim != len(shape):
         raise ResultFileError(f"{where}: {name}: expected {_show(shape)}, got {list(value.shape)}")
     for axis, (want, got) in enumerate(zip(shape, value.shape)):
@@ -250,8 +282,16 @@ def _whole_npy_file(value: np.ndarray) -> Path | None:
     return path if whole else None
 
 
-# Readers of older schema versions: version -> function turning its arrays/meta into the next version's.
-MIGRATIONS: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], None]] = {}
+def _from_v1(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Version 1 -> 2: version 2 only adds the optional ``refined_*`` arrays, which a version-1 file cannot hold."""
+    stray = sorted(name for name in arrays if name.startswith(REFINED_PREFIX))
+    if stray:
+        raise ResultFileError(f"schema version 1 holds no refined arrays, but this file has {stray}")
+
+
+# Readers of older schema versions: version -> function turning its arrays/meta into the next version's (in
+# place; a ResultFileError when the old file is inconsistent).
+MIGRATIONS: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], None]] = {1: _from_v1}
 
 
 def load_result(path: str | os.PathLike[str]) -> Reconstruction:
@@ -288,7 +328,10 @@ def load_result(path: str | os.PathLike[str]) -> Reconstruction:
             raise ResultFileError(f"result: {file} has schema version {version}, which this software "
                                   f"({__version__}) can no longer read (it reads {sorted(MIGRATIONS)} and "
                                   f"{SCHEMA_VERSION}); reconstruct the video again")
-        MIGRATIONS[version](meta, arrays)
+        try:
+            MIGRATIONS[version](meta, arrays)
+        except ResultFileError as exc:
+            raise ResultFileError(f"result: {file}: {exc}") from exc
         version += 1
         meta["schema_version"] = version
     meta.pop("format", None)
@@ -303,10 +346,13 @@ def load_result(path: str | os.PathLike[str]) -> Reconstruction:
     _validate(arrays, result_meta, where=f"result {file.name}")
     known = set(FRAME_ARRAYS) | set(OPTIONAL_ARRAYS)
     gt = {name[3:]: value for name, value in arrays.items() if name.startswith("gt_")}
-    others = sorted(set(arrays) - known - {f"gt_{k}" for k in gt})
+    refined = {name[len(REFINED_PREFIX):]: value for name, value in arrays.items()
+               if name.startswith(REFINED_PREFIX)}  # every name known and all there: checked by _validate
+    others = sorted(set(arrays) - known - {f"gt_{k}" for k in gt} - {REFINED_PREFIX + k for k in refined})
     if others:
         raise ResultFileError(f"result: {file}: unknown arrays {others} for schema version {SCHEMA_VERSION}")
-    return Reconstruction(meta=result_meta, gt=gt, **{k: v for k, v in arrays.items() if k in known})
+    return Reconstruction(meta=result_meta, gt=gt, refined=refined,
+                          **{k: v for k, v in arrays.items() if k in known})
 
 
 def empty_arrays(num_frames: int, num_vertices: int, map_size: int = 7) -> dict[str, np.ndarray]:

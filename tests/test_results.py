@@ -9,6 +9,7 @@ import pytest
 
 from core_model import __version__
 from core_model.results import (
+    REFINED_ARRAYS,
     SCHEMA_VERSION,
     Reconstruction,
     ResultFileError,
@@ -38,6 +39,20 @@ def make_result(n: int = 5, v: int = 12, windows: int = 2) -> Reconstruction:
                           gt={"keypoints": rng.normal(size=(n, 2, 21, 3)).astype(np.float32)})
 
 
+def refined_arrays(result: Reconstruction) -> dict[str, np.ndarray]:
+    """A plausible refinement of ``result``: its own arrays, nudged; the second frame not refined."""
+    out = {name: getattr(result, name).copy() for name in REFINED_ARRAYS if name != "gate"}
+    for value in out.values():
+        if value.dtype.kind == "f":
+            value += 0.01
+            value[1] = np.nan
+        else:
+            value[1] = False
+    out["gate"] = np.zeros((result.num_frames, 2), np.int8)
+    out["gate"][1] = 1
+    return out
+
+
 def test_round_trip(tmp_path):
     result = make_result()
     path = save_result(result, tmp_path / "out.npz")
@@ -51,6 +66,61 @@ def test_round_trip(tmp_path):
     with np.load(path, allow_pickle=False) as raw:  # plain numpy can read it, meta is JSON
         assert json.loads(str(raw["meta"]))["fps"] == pytest.approx(29.97)
     assert [p.name for p in tmp_path.iterdir()] == ["out.npz"]  # no temporary left behind
+
+
+def test_refined_arrays_round_trip(tmp_path):
+    result = make_result()
+    result.refined = refined_arrays(result)
+    back = load_result(save_result(result, tmp_path / "out.npz"))
+    assert sorted(back.refined) == sorted(REFINED_ARRAYS) and back.refined["gate"].dtype == np.int8
+    for name, value in result.refined.items():
+        np.testing.assert_array_equal(back.refined[name], value, err_msg=name)
+    np.testing.assert_array_equal(back.vertices, result.vertices)  # the network's result stays beside it
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as raw:
+        assert "refined_vertices" in raw.files and "refined_gate" in raw.files
+
+
+def test_refined_names_shapes_and_completeness_are_checked(tmp_path):
+    from core_model.refine.arrays import REFINED_ARRAYS as PRODUCED
+
+    assert set(REFINED_ARRAYS) == set(PRODUCED) | {"gate"}  # what refinement makes is what the file takes
+    result = make_result()
+    result.refined = {**refined_arrays(result), "colour": np.zeros((5, 2), np.float32)}
+    with pytest.raises(ResultFileError, match=r"unknown refined arrays \['refined_colour'\]"):
+        save_result(result, tmp_path / "bad.npz")
+    result.refined = refined_arrays(result)
+    del result.refined["depth"]
+    with pytest.raises(ResultFileError, match=r"refined arrays incomplete: missing \['refined_depth'\]"):
+        result.validate()
+    result.refined = refined_arrays(result)
+    result.refined["vertices"] = result.refined["vertices"][:, :, :7]
+    with pytest.raises(ResultFileError, match=r"refined_vertices: expected \[N, 2, V, 3\] with N=5, V=12"):
+        result.validate()
+    result.refined = refined_arrays(result)
+    result.refined["gate"] = result.refined["gate"].astype(np.float32)
+    with pytest.raises(ResultFileError, match="refined_gate: expected an integer array"):
+        result.validate()
+    result.refined = refined_arrays(result)
+    path = save_result(result, tmp_path / "r.npz")
+    with np.load(path, allow_pickle=False) as raw:
+        data = {k: raw[k] for k in raw.files}
+    np.savez(path, **data, refined_extra=np.zeros((5, 2), np.float32))
+    with pytest.raises(ResultFileError, match=r"unknown refined arrays \['refined_extra'\]"):
+        load_result(path)
+
+
+def test_version_1_file_loads_without_refined_arrays(tmp_path):
+    path = save_result(make_result(), tmp_path / "v1.npz")
+    _rewrite(path, schema_version=1)
+    back = load_result(path)
+    assert back.meta.schema_version == SCHEMA_VERSION == 2 and back.refined == {}
+    assert back.meta.extra == {"note": "test"} and back.num_frames == 5
+    result = make_result()
+    result.refined = refined_arrays(result)
+    path = save_result(result, tmp_path / "odd.npz")
+    _rewrite(path, schema_version=1)  # version 1 had no refined arrays: such a file is not one
+    with pytest.raises(ResultFileError, match="schema version 1 holds no refined arrays"):
+        load_result(path)
 
 
 def test_optional_arrays_may_be_absent(tmp_path):

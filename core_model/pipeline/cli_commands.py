@@ -59,7 +59,8 @@ EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
 
 
 class _ProgressBar:
-    """A one-line text progress bar on stderr (a terminal) or a line per 10 % (a log file)."""
+    """A one-line text progress bar on stderr (a terminal) or a line per 10 % (a log file), one per stage:
+    ``detect`` (frames), ``model`` (windows), ``refine`` (chunks of frames; ``--refine``)."""
 
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
@@ -74,6 +75,8 @@ class _ProgressBar:
             self.open = False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self.stage:
+            self.end()  # a stage whose last event did not reach 100 %: its line is finished here
         self.stage = stage
         total = max(total, 1)
         pct = min(100, int(100 * done / total))
@@ -163,8 +166,13 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
         torch.set_num_threads(args.threads or cpu_threads())
         log.debug("torch threads: %d", torch.get_num_threads())
     stopped = ""
+    refine = None
+    if args.refine:
+        from core_model.refine import RefineConfig
+
+        refine = RefineConfig()
     run = reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash, roi=roi,
-                      batch=args.batch, device=device)
+                      batch=args.batch, device=device, refine=refine)
     # Process-wide torch settings go back as they were afterwards (the CLI may be called in-process).
     with contextlib.closing(run), torch.no_grad(), _restored(lambda: torch.set_num_threads(threads)):
         for event in run:
@@ -175,6 +183,8 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
                 shares = event.result.meta.extra.get("region_shares", {})
                 print(f"two-hand region on {shares.get('two_hand_region', 0):.1%} of frames; the hand detector "
                       f"alone saw two hands on {shares.get('detector_two_hands', 0):.1%}")
+                if "refine" in event.result.meta.extra:
+                    print(_refine_summary(event.result.meta.extra["refine"]))
             else:
                 if event.message:
                     bar.end()
@@ -186,6 +196,16 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
               f"damage (exit status {EXIT_TRUNCATED})", file=sys.stderr)
         return EXIT_TRUNCATED
     return 0
+
+
+def _refine_summary(info: dict) -> str:
+    """One line on the refinement: frames, hands whose landmarks were fitted, time."""
+    gate = info.get("gate", {})
+    if not info.get("frames"):
+        return "refine: no frame holds a hand the detector found (or tracked); nothing was refined (refined_* hold NaN)"
+    return (f"refined {info['frames']} frames in {info.get('seconds', 0):.1f} s (stored as refined_* beside the "
+            f"network's result); the detector's landmarks were fitted on {gate.get('used', 0)} of "
+            f"{sum(gate.values())} hands")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -200,3 +220,6 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=4, help="windows per batch")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads on the CPU (default: the cores but one, which decodes the next frames)")
+    p.add_argument("--refine", action="store_true",
+                   help="fit the network's hands to the detector's landmarks (test-time refinement); stores "
+                        "refined_* beside the network's result")

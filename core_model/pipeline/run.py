@@ -6,6 +6,12 @@ sequence, see ``region.py``), the second cuts crops and feeds the windows to the
 hidden parts folder beside the result (``store.py``: memory stays bounded on long videos); the result file is
 written at the end, atomically, and the parts folder removed whatever happens: a cancelled, failed or
 interrupted run leaves nothing behind.
+
+With ``refine`` a third step fits the network's hands to the detector's landmarks (``core_model.refine``) once
+every window has run, and stores the ``refined_*`` arrays beside the network's result. Refinement works on whole
+sequences; a long video is refined in chunks of :data:`REFINE_CHUNK` frames (each with :data:`REFINE_MARGIN`
+frames of context on either side, so the smoothness terms see across the cut; each chunk gets its own shape
+correction), read from the parts folder and written back to it, so memory stays bounded by the chunk.
 """
 
 from __future__ import annotations
@@ -16,30 +22,53 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from core_model import __version__
 from core_model.pipeline.detect import MediaPipeHandDetector, detect_frames
-from core_model.pipeline.inference import STCNetWindowModel, plan_windows, run_windows
+from core_model.pipeline.inference import CancelledError, STCNetWindowModel, plan_windows, run_windows
 from core_model.pipeline.prefetch import Prefetch
 from core_model.pipeline.region import HandRegions, crop_frame, regions_from_detections, regions_from_roi
 from core_model.pipeline.store import FrameStore
 from core_model.pipeline.timing import StageTimer, stage
 from core_model.pipeline.video import open_source
-from core_model.results import FRAME_ARRAYS, Reconstruction, ResultMeta, file_sha256, save_result
+from core_model.results import (
+    FRAME_ARRAYS,
+    REFINED_ARRAYS,
+    REFINED_PREFIX,
+    Reconstruction,
+    ResultMeta,
+    file_sha256,
+    save_result,
+)
+
+if TYPE_CHECKING:
+    from core_model.refine import RefineConfig
 
 log = logging.getLogger(__name__)
 
 STORED = ("betas", "global_orient", "hand_pose", "transl", "keypoints", "vertices", "keypoints2d", "inside", "depth",
           "chirality_maps")
 """Per-frame arrays the model makes, kept on disk while the run goes on (``store.py``); the rest is small."""
+REFINE_INPUTS = ("betas", "global_orient", "hand_pose", "keypoints", "keypoints2d", "bbox", "valid",
+                 "det_keypoints2d", "det_score")
+"""What refinement reads of the run's arrays (``refine.arrays.input_from_arrays``): small per frame."""
+REFINE_CHUNK = 512
+"""Frames refined as one sequence (shorter videos in one piece). Refinement's memory grows with the chunk and with
+how much the hands interpenetrate (the contact term's vertices and their gradients): measured with OpenHand on the
+2-core CPU, 512 frames of an untrained network whose hands overlap on every frame peaked at 1.1 GB above the run
+(35 s), 1,056 such frames at 2.1 GB (84 s); 256 frames with few contacts at 0.1 GB (0.7 s)."""
+REFINE_MARGIN = 16
+"""Frames of context refined with a chunk on either side (and then dropped), so that its ends are smoothed too."""
 
 
 @dataclasses.dataclass
 class RunEvent:
-    """stage: ``detect``, ``model`` or ``done``; done/total in that stage's units (frames, windows);
+    """stage: ``detect``, ``model``, ``refine`` (with ``reconstruct(refine=...)``) or ``done``; done/total in that
+    stage's units (frames, windows, chunks of :data:`REFINE_CHUNK` frames: one for all but long videos);
     frames: indices whose results are final (model stage); result: the finished record (done stage).
     arrays (model stage): the run's per-frame arrays by result-file name, filled in place as windows finish, so a
     viewer can show the frames listed so far while the run goes on (read them; never write)."""
@@ -85,12 +114,17 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 model_preset: str, checkpoint_sha256: str = "", roi: tuple[float, float, float, float] | None = None,
                 batch: int = 4, overlap: int | None = None, device: torch.device | str = "cpu",
                 cancel: Callable[[], bool] | None = None, autocast: torch.dtype | None = None,
-                encode_batch: int = 8, timer: StageTimer | None = None) -> Iterator[RunEvent]:
+                encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None
+                ) -> Iterator[RunEvent]:
     """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``.
 
     ``autocast``: reduced precision for the network (``torch.bfloat16`` on a GPU); ``encode_batch``: frames per
     encoder call; ``timer``: collects seconds per stage (decode, detect, crop, model, blend, hand model,
-    penetration, write) for ``benchmarks/pipeline.py``."""
+    penetration, refine, write) for ``benchmarks/pipeline.py``. ``refine``: also fit the hands to the detector's
+    landmarks with these settings (on ``device``, in the frame's assumed intrinsics) and store the result as the
+    ``refined_*`` arrays, with ``meta.extra["refine"]`` = {config, seconds, losses (per term, frame-weighted
+    (first, last) over the chunks), frames, chunks, gate (refined hands per gating reason)}. Refinement needs
+    gradients and turns them on for itself, also under the caller's ``no_grad`` or ``inference_mode``."""
     from core_model.geometry.interpenetration import HandMeshes, detect_interpenetration
 
     output = Path(output)
@@ -122,6 +156,7 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     created = _make_folders(output.parent)
     window_store: FrameStore | None = None
     store: FrameStore | None = None
+    refined_store: FrameStore | None = None
     saved = False
     try:
         store = FrameStore(output, n, rows)
@@ -130,6 +165,7 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
         arrays["det_keypoints2d"], arrays["det_score"] = regions.det_keypoints2d, regions.det_score
         window_frames: list[tuple[int, int]] = []
         with open_source(video) as source, contextlib.ExitStack() as stack:
+            image_size = (int(source.info.width), int(source.info.height))
             def crops() -> Iterator[tuple[int, np.ndarray]]:
                 frames = timer.iterate("decode", source) if timer is not None else source
                 for index, frame in frames:
@@ -171,6 +207,19 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 yield RunEvent("model", update.done, update.total, frames=f, arrays=arrays)
         with stage(timer, "write"):
             store.finalise()
+        refined: dict[str, np.ndarray] = {}
+        refine_meta: dict[str, object] = {}
+        if refine is not None:
+            rows = {name: (tuple(symbols.get(d, d) for d in shape[1:]),
+                           {"b": bool, "i": np.int8}.get(kind, np.float32))
+                    for name, (shape, kind) in REFINED_ARRAYS.items()}
+            refined_store = FrameStore(output, n, rows)
+            with stage(timer, "refine"):
+                refine_meta = yield from _refine_into(arrays, refined_store, {k: r[0] for k, r in rows.items()},
+                                                      hand_model, refine, device=device, image_size=image_size,
+                                                      cancel=cancel)
+            refined = dict(refined_store.views())
+        with stage(timer, "write"):
             windowed = {}
             if window_store is not None:
                 window_store.finalise()
@@ -180,23 +229,100 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
             extra: dict[str, object] = {"region_shares": regions.shares(), "overlap": overlap}
             if decode_stopped:
                 extra["decode_stopped"] = decode_stopped
+            if refine is not None:
+                extra["refine"] = refine_meta
             meta = ResultMeta(source_path=str(video_path.resolve()),
                               source_sha256=file_sha256(video_path) if video_path.is_file() else "",
                               fps=float(source.info.fps), frame_count=n, model_preset=model_preset,
                               checkpoint_sha256=checkpoint_sha256, hand_model=hand_model.name,
                               software_version=__version__, extra=extra)
-            result = Reconstruction(meta=meta, **arrays, region_source=regions.source, **windowed)
+            result = Reconstruction(meta=meta, **arrays, region_source=regions.source, **windowed, refined=refined)
             save_result(result, output)
             saved = True
         yield RunEvent("done", 1, 1, result=result, message=f"wrote {output}")
     finally:
-        for parts in (store, window_store):
+        for parts in (store, window_store, refined_store):
             if parts is not None:
                 parts.close()
         if not saved:
             for folder in reversed(created):
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # only if empty: never anything but what this run made
+
+
+def refine_chunks(n: int, chunk: int | None = None, margin: int | None = None
+                  ) -> list[tuple[int, int, int, int]]:
+    """The chunks refinement cuts N frames into: (lo, hi) the frames a chunk stores, (a, b) the frames it refines,
+    ``margin`` more on each side where there are."""
+    chunk = REFINE_CHUNK if chunk is None else chunk
+    margin = REFINE_MARGIN if margin is None else margin
+    if chunk < 1:
+        raise ValueError(f"chunk: expected a positive number of frames, got {chunk}")
+    if n < 1:
+        return []
+    count = max(1, -(-n // chunk))
+    size = -(-n // count)  # equal chunks: no short tail refined on its own
+    return [(lo, min(n, lo + size), max(0, lo - margin), min(n, lo + size + margin)) for lo in range(0, n, size)]
+
+
+def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[str, tuple[int, ...]],
+                 hand_model: torch.nn.Module, config: RefineConfig, *, device: torch.device | str,
+                 image_size: tuple[int, int], cancel: Callable[[], bool] | None) -> Iterator[RunEvent]:
+    """Refine the run's ``arrays`` chunk by chunk into ``store`` (``rows``: one frame's shape of each of its
+    arrays). Every frame of every :data:`REFINED_ARRAYS` is written: NaN / False where a hand was not refined (no
+    reconstruction claimed valid), ``gate`` ABSENT there. Yields RunEvent('refine') per chunk; returns what goes
+    into ``meta.extra["refine"]``."""
+    import time
+
+    from core_model.refine import Refiner, refine_result_arrays
+    from core_model.refine.gating import ABSENT, REASONS
+
+    start = time.perf_counter()
+    chunks = refine_chunks(len(arrays["valid"]))
+    yield RunEvent("refine", 0, len(chunks))
+    # Refinement needs gradients; the caller may run the pipeline under no_grad or inference_mode. The modes are
+    # set around each piece of work only, never across a yield (they are the consumer's thread state).
+    with torch.inference_mode(False), torch.enable_grad():
+        refiner = Refiner(hand_model, config)
+    losses: dict[str, list[float]] = {}
+    fitted = refined_frames = 0
+    gate_counts = np.zeros(len(REASONS), np.int64)
+    for index, (lo, hi, a, b) in enumerate(chunks):
+        if cancel is not None and cancel():
+            raise CancelledError(f"cancelled while refining (frames {lo}..{hi - 1})")
+        part = {name: np.array(arrays[name][a:b]) for name in REFINE_INPUTS}  # copies: never the maps themselves
+        hands = part["valid"].astype(bool) & np.isfinite(part["keypoints"]).all((-1, -2))
+        count = int((hands.any(-1) & np.isfinite(part["bbox"]).all(-1)).sum())  # refine.arrays' own test
+        out: dict[str, np.ndarray] = {}
+        if count:
+            with torch.inference_mode(False), torch.enable_grad():
+                result, raw = refine_result_arrays(part, refiner, device=device, image_size=image_size)
+            out = {name[len(REFINED_PREFIX):]: value[lo - a:hi - a] for name, value in result.items()}
+            for term, (first, last) in raw.losses.items():  # per-frame means: weighted by the chunk's frames
+                sums = losses.setdefault(term, [0.0, 0.0])
+                sums[0] += first * count
+                sums[1] += last * count
+            fitted += count
+        done = np.isfinite(out["keypoints"]).all((-1, -2)) if out else np.zeros((hi - lo, 2), bool)
+        for name, (_, kind) in REFINED_ARRAYS.items():
+            value = out.get(name)
+            if value is None:
+                shape = (hi - lo, *rows[name])
+                value = np.zeros(shape, bool) if kind == "b" else np.full(shape, ABSENT if kind == "i" else np.nan)
+            elif name == "gate":  # refine.arrays leaves 0 (used) on frames it did not refine
+                value = np.where(done, value, ABSENT)
+            elif kind == "f":  # and depth 0 there
+                value = np.where(done.reshape(done.shape + (1,) * (value.ndim - 2)), value, np.nan)
+            store.write(name, np.arange(lo, hi), value)
+        if out:
+            gate_counts += np.bincount(out["gate"][done].astype(np.int64), minlength=len(REASONS))[:len(REASONS)]
+        refined_frames += int(done.any(-1).sum())
+        yield RunEvent("refine", index + 1, len(chunks))
+    store.finalise()
+    return {"config": dataclasses.asdict(config), "seconds": round(time.perf_counter() - start, 3),
+            "losses": {term: [first / max(fitted, 1), last / max(fitted, 1)] for term, (first, last) in losses.items()},
+            "frames": refined_frames, "chunks": len(chunks),
+            "gate": {REASONS[i]: int(c) for i, c in enumerate(gate_counts) if c}}
 
 
 def cpu_threads() -> int:
