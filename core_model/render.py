@@ -33,7 +33,7 @@ def _polydata(vertices: np.ndarray, faces: np.ndarray):
     return pv.PolyData(np.asarray(vertices, dtype=np.float64), cells)
 
 
-def _set_view(plotter, view: str) -> None:
+def set_view(plotter, view: str) -> None:
     # Camera convention of the project (OpenCV): x right, y down, z forward; "front" looks down +z.
     plotter.view_vector({"front": (0, 0, -1), "back": (0, 0, 1), "side": (1, 0, 0), "top": (0, 1, 0),
                          "alternative": (1, -1, 1)}[view], viewup=(0, -1, 0))
@@ -66,7 +66,7 @@ def render_scenes(scenes: Sequence[HandScene], path: str | Path, columns: int = 
                     plotter.add_mesh(mesh, color=HAND_COLOURS[hand], smooth_shading=True, specular=0.2)
             if scene.title:
                 plotter.add_text(scene.title, font_size=12, color="black")
-            _set_view(plotter, scene.view)
+            set_view(plotter, scene.view)
         with atomic_path(path) as tmp:
             plotter.screenshot(str(tmp))
     finally:

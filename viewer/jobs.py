@@ -32,16 +32,12 @@ def build_model(settings: RunSettings) -> tuple[torch.nn.Module, str, str, torch
     """(model in eval mode, preset, checkpoint hash, device), the way ``interhand run`` builds it."""
     from core_model.device import pick_device
     from core_model.handmodel.registry import load_hand_model
-    from core_model.network import STCNet, STCNetConfig, load_checkpoint
-    from core_model.results import file_sha256
+    from core_model.pipeline.models import load_run_model
 
     device = pick_device(settings.device)
-    hand_model = load_hand_model(settings.hand_model)
-    if settings.checkpoint is not None:
-        model, ckpt = load_checkpoint(settings.checkpoint, hand_model, device)
-        return model, ckpt.config.preset, file_sha256(settings.checkpoint), device
-    model = STCNet(STCNetConfig.from_preset(settings.preset), hand_model).to(device).eval()
-    return model, settings.preset, "", device
+    model, preset, ckpt_hash = load_run_model(settings.checkpoint, settings.preset,
+                                              load_hand_model(settings.hand_model), device)
+    return model, preset, ckpt_hash, device
 
 
 ModelFactory = Callable[[RunSettings], tuple[torch.nn.Module, str, str, torch.device]]

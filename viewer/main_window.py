@@ -431,12 +431,12 @@ class MainWindow(QtWidgets.QMainWindow):
     # ------------------------------------------------------------------------------------------------ export
 
     def _faces(self):
-        from core_model.pipeline.cli_commands import _faces_for
+        from core_model.pipeline.models import faces_of, hand_model_of_result
 
         primary = self.session.primary
         if primary is None:
             raise ValueError("export: open a result first")
-        return _faces_for(primary.result.meta.hand_model)[1]
+        return faces_of(hand_model_of_result(primary.result.meta.hand_model))
 
     def export_meshes(self, folder: Path, file_format: str, frames: range) -> list[Path]:
         """One mesh file per frame with both hands (core_model.pipeline.sequence_export.export_frames)."""

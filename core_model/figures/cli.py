@@ -15,11 +15,11 @@ def _frames(text: str) -> list[int]:
 
 def _cmd_multiview(args: argparse.Namespace) -> int:
     from core_model.figures.multiview import multiview_figure
-    from core_model.pipeline.cli_commands import _faces_for
+    from core_model.pipeline.models import faces_of, hand_model_of_result
     from core_model.results import load_result
 
     result = load_result(args.result)
-    _, faces = _faces_for(result.meta.hand_model)
+    faces = faces_of(hand_model_of_result(result.meta.hand_model))
     path = multiview_figure(result, args.frames, faces, args.out, video=args.video, views=args.views, dpi=args.dpi)
     print(f"wrote {path}")
     return 0

@@ -14,25 +14,16 @@ from pathlib import Path
 log = logging.getLogger("interhand")
 
 
-def _faces_for(hand_model_name: str):
-    """The (right, left) faces of the hand model a result was made with."""
-    from core_model.handmodel.registry import load_hand_model
-
-    kind = {"mano": "mano", "openhand": "openhand"}.get(hand_model_name.lower())
-    if kind is None:
-        raise ValueError(f"result: made with hand model {hand_model_name!r}, which this software does not know")
-    model = load_hand_model(kind)
-    return model, (model.right.data.faces, model.left.data.faces)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     """Meshes of the selected frames, one file each, plus the animated GLB of the selection."""
+    from core_model.pipeline.models import faces_of, hand_model_of_result
     from core_model.pipeline.sequence_export import export_animation, export_frames, parse_frames
     from core_model.results import load_result
 
     result = load_result(args.result)
     frames = parse_frames(args.frames, result.num_frames)
-    model, faces = _faces_for(result.meta.hand_model)
+    model = hand_model_of_result(result.meta.hand_model)
+    faces = faces_of(model)
     if model.num_vertices != result.num_vertices:
         raise ValueError(f"result: {result.num_vertices} vertices per hand, but {model.name} here has "
                          f"{model.num_vertices}")
@@ -135,10 +126,9 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
 
     from core_model.device import pick_device
     from core_model.handmodel.registry import load_hand_model
-    from core_model.network import STCNet, STCNetConfig, load_checkpoint
+    from core_model.pipeline.models import load_run_model
     from core_model.pipeline.region import parse_roi
     from core_model.pipeline.run import check_output_folder, cpu_threads, reconstruct
-    from core_model.results import file_sha256
 
     if not Path(args.video).exists():
         raise FileNotFoundError(f"video: no such file or folder {args.video}")
@@ -153,14 +143,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
     device = pick_device(args.device) if args.device else pick_device()
     hand_model = load_hand_model(args.hand_model)
     log.info("hand model: %s", hand_model.name)
-    if args.checkpoint is not None:
-        model, ckpt = load_checkpoint(args.checkpoint, hand_model, device)
-        preset, ckpt_hash = ckpt.config.preset, file_sha256(args.checkpoint)
-    else:
-        log.warning("no --checkpoint: the network has ImageNet encoder weights and an untrained head; the result "
-                    "shows the pipeline working, not the hands")
-        model = STCNet(STCNetConfig.from_preset(args.preset), hand_model).to(device).eval()
-        preset, ckpt_hash = args.preset, ""
+    model, preset, ckpt_hash = load_run_model(args.checkpoint, args.preset, hand_model, device)
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(args.threads or cpu_threads())

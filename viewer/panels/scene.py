@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, _set_view
+from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, set_view
 from viewer.session import Session
 
 PRESETS = ("camera", "front", "side", "top", "alternative")
@@ -119,7 +119,7 @@ class HandView(QtWidgets.QWidget):
             cam.view_angle = 30.0
             self.plotter.reset_camera_clipping_range()
         else:
-            _set_view(self.plotter, preset)
+            set_view(self.plotter, preset)
 
 
 class ScenePanel(QtWidgets.QWidget):
@@ -178,10 +178,10 @@ class ScenePanel(QtWidgets.QWidget):
         enough (VTK actors in both views) that a run does it before its worker starts, not mid-run."""
         if hand_model.lower() == self._model_name:
             return
-        from core_model.pipeline.cli_commands import _faces_for
+        from core_model.pipeline.models import faces_of, hand_model_of_result
 
-        model, faces = _faces_for(hand_model)
-        self.scene = HandsScene(faces, model.num_vertices)
+        model = hand_model_of_result(hand_model)
+        self.scene = HandsScene(faces_of(model), model.num_vertices)
         self._model_name = hand_model.lower()
         for view in (self.main, self.second):
             view.show_scene(self.scene)
