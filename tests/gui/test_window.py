@@ -120,7 +120,7 @@ def test_charts_overlay_results_and_seek_on_click(window, files, qtbot):
     window.open_path(files["b"])
     charts = window.panels["charts"]
     assert len(charts.series) == 2
-    assert "acceleration error" in charts.accel.getAxis("left").labelText
+    assert "acceleration error" in charts.accel.titleLabel.text
     curves = [item for item in charts.depth.listDataItems()]
     assert len(curves) == 2
     depth = charts.series[0][1].values

@@ -28,7 +28,9 @@ class ChartsPanel(QtWidgets.QWidget):
         self.accel = self.view.addPlot(row=0, col=0)
         self.depth = self.view.addPlot(row=1, col=0)
         self.depth.setXLink(self.accel)
-        self.depth.setLabel("left", "penetration (mm)")
+        # Names go in the titles and units on the axes: a long vertical label overlaps its neighbour's.
+        self.depth.setTitle("penetration depth", size="9pt")
+        self.depth.setLabel("left", "mm")
         self.depth.setLabel("bottom", "frame")
         self.cursors = []
         for plot in (self.accel, self.depth):
@@ -70,9 +72,11 @@ class ChartsPanel(QtWidgets.QWidget):
                 plot.plot(x, s.values, pen=pen, name=item.label, connect="finite")
         if self.series:
             first = self.series[0][0]
-            self.accel.setLabel("left", f"{first.name} ({first.unit})")
+            self.accel.setTitle(first.name, size="9pt")
+            self.accel.setLabel("left", first.unit)
         else:
-            self.accel.setLabel("left", "acceleration")
+            self.accel.setTitle("acceleration", size="9pt")
+            self.accel.setLabel("left", "")
         self.show_frame(self.session.frame)
 
     def show_frame(self, frame: int) -> None:
