@@ -4,6 +4,7 @@ menus that open, run and export, and the worker that runs the model off the GUI 
 from __future__ import annotations
 
 import base64
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -367,6 +368,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.panels["scene"].prepare(self._run_hand_model(settings))
         self.model_label.setText(f"Hand model: {self._run_hand_model(settings)}")
+        # Python's cyclic GC runs a full collection over every live object (torch, VTK, Qt wrappers: a big
+        # heap) while holding the GIL; triggered in the worker by the model's construction it froze this thread
+        # for 150-400 ms. Objects alive now are long-lived: move them out of the collector's reach.
+        gc.freeze()
         self._start_job(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", self),
                         self._on_run_events)
 

@@ -44,18 +44,21 @@ class _MapView:
         self.lines: list[pg.InfiniteLine] = []
 
     def show(self, data: np.ndarray | None, marks: tuple[int, ...] = ()) -> None:
-        for line in self.lines:
-            self.plot.removeItem(line)
-        self.lines = []
+        # Marker lines are made once and moved: adding and removing pyqtgraph items on every frame change cost
+        # the GUI thread tens of milliseconds.
+        while len(self.lines) < 2 * len(marks):
+            line = pg.InfiniteLine(0, angle=90 if len(self.lines) % 2 else 0, pen=MARK, movable=False)
+            self.plot.addItem(line)
+            self.lines.append(line)
         if data is None:
             self.image.clear()
-            return
-        self.image.setImage(data, levels=(0.0, max(float(np.nanmax(data)), 1e-6)), lut=self.lut)
-        for m in marks:
-            for angle in (0, 90):
-                line = pg.InfiniteLine(m + 0.5, angle=angle, pen=MARK, movable=False)
-                self.plot.addItem(line)
-                self.lines.append(line)
+            marks = ()
+        else:
+            self.image.setImage(data, levels=(0.0, max(float(np.nanmax(data)), 1e-6)), lut=self.lut)
+        for i, line in enumerate(self.lines):
+            if i < 2 * len(marks):
+                line.setValue(marks[i // 2] + 0.5)
+            line.setVisible(i < 2 * len(marks))
 
 
 class AttentionPanel(QtWidgets.QWidget):
