@@ -13,7 +13,7 @@ from core_model.handmodel.poses import NAMED_POSES, pose_of
 from core_model.refine import RefineConfig, RefineInput, Refiner
 from core_model.refine.arrays import REFINED_ARRAYS, refine_result_arrays
 from core_model.refine.camera import default_intrinsics, project
-from core_model.refine.gating import BLOB, SWAPPED, USED
+from core_model.refine.gating import ABSENT, BLOB, SWAPPED, USED
 
 T = 8
 K = default_intrinsics(640, 480)
@@ -123,6 +123,7 @@ def test_result_arrays_round_trip(openhand, scene):
     assert set(out) == {f"refined_{k}" for k in REFINED_ARRAYS} | {"refined_gate"}
     assert out["refined_vertices"].shape == (n, 2, openhand.num_vertices, 3)
     assert np.isnan(out["refined_keypoints"][[0, -1]]).all() and not out["refined_inside"][[0, -1]].any()
+    assert np.isnan(out["refined_depth"][[0, -1]]).all() and (out["refined_gate"][[0, -1]] == ABSENT).all()
     assert np.allclose(out["refined_keypoints"][f][:, 0, 0], 0, atol=1e-6)   # right wrist at the origin
     err = np.linalg.norm(out["refined_keypoints2d"][f] - scene["px"].numpy(), axis=-1)
     assert np.median(err) < 3.0                                              # pixels, on 640 x 480

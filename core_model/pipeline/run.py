@@ -309,10 +309,6 @@ def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[st
             if value is None:
                 shape = (hi - lo, *rows[name])
                 value = np.zeros(shape, bool) if kind == "b" else np.full(shape, ABSENT if kind == "i" else np.nan)
-            elif name == "gate":  # refine.arrays leaves 0 (used) on frames it did not refine
-                value = np.where(done, value, ABSENT)
-            elif kind == "f":  # and depth 0 there
-                value = np.where(done.reshape(done.shape + (1,) * (value.ndim - 2)), value, np.nan)
             store.write(name, np.arange(lo, hi), value)
         if out:
             gate_counts += np.bincount(out["gate"][done].astype(np.int64), minlength=len(REASONS))[:len(REASONS)]

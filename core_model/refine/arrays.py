@@ -14,6 +14,7 @@ import torch
 from core_model.geometry.interpenetration import detect_interpenetration
 from core_model.refine.camera import default_intrinsics, fit_weak_perspective, roots_from_weak_perspective
 from core_model.refine.fit import RefineInput, Refiner, RefineResult
+from core_model.refine.gating import ABSENT
 
 REFINED_ARRAYS = ("betas", "global_orient", "hand_pose", "transl", "keypoints", "vertices", "inside", "depth",
                   "keypoints2d")
@@ -73,17 +74,20 @@ def output_arrays(result: RefineResult, frames: np.ndarray, num_frames: int, ref
         pen = detect_interpenetration(host["vertices"][both], refiner.meshes, depth="surface", backend="numpy")
         inside[both], depth[both] = pen.inside, pen.depth
     host["inside"], host["depth"] = inside, depth
+    # A hand-frame that was not refined (no frame in the fit, or no hand in it) reads as such in every array:
+    # NaN, False and the ABSENT gate, never a value that looks refined.
+    refined = np.zeros((num_frames, 2), bool)
+    refined[frames] = valid.cpu().numpy()
     out = {}
     for name, value in host.items():
         full = np.zeros((num_frames, *value.shape[1:]), value.dtype)
-        if value.dtype.kind == "f":
-            full[:] = np.nan
-            if name == "depth":
-                full[:] = 0.0
         full[frames] = value
+        if value.dtype.kind == "f":
+            full[~refined] = np.nan
         out[f"refined_{name}"] = full
     gate = np.zeros((num_frames, 2), np.int8)
     gate[frames] = result.gate[0]
+    gate[~refined] = ABSENT
     out["refined_gate"] = gate
     return out
 
