@@ -73,11 +73,13 @@ class STCNet(nn.Module):
             features, mhsa, mhca = torch.cat([hands, context], dim=-1), None, None
         params = self.decoder(features)
         with torch.autocast(images.device.type, enabled=False):    # the hand model runs in float32
-            return self._pose_hands(params, rel_transl, ext.weight_maps.unflatten(0, (batch, frames)).float(),
+            return self.pose_hands(params, rel_transl, ext.weight_maps.unflatten(0, (batch, frames)).float(),
                                     mhsa, mhca)
 
-    def _pose_hands(self, params: DecodedParameters, rel_transl: torch.Tensor | None, chirality_maps: torch.Tensor,
-                    mhsa: torch.Tensor | None, mhca: torch.Tensor | None) -> STCNetOutput:
+    def pose_hands(self, params: DecodedParameters, rel_transl: torch.Tensor | None, chirality_maps: torch.Tensor,
+                   mhsa: torch.Tensor | None, mhca: torch.Tensor | None) -> STCNetOutput:
+        """Decoded parameters -> the output record. Public because windowed inference re-poses the hands from
+        parameters blended across overlapping windows."""
         posed = self.hand_model(params.betas, params.global_orient, params.hand_pose)
         wrists = posed.keypoints[..., 0, :]                            # [B, T, 2, 3] at transl = 0
         placement = rel_transl.to(params.rel_transl) if rel_transl is not None else params.rel_transl

@@ -105,7 +105,7 @@ class STCNetWindowModel:
         params = DecodedParameters(betas=t["betas"], rotmats=t["rotmats"], global_orient=t["global_orient"],
                                    hand_pose=t["hand_pose"], camera=t["camera"], rel_transl=t["rel_transl"])
         with torch.inference_mode(), torch.autocast(device.type, enabled=False):
-            posed = self.model._pose_hands(params, None, t["chirality_maps"], None, None).tensors()
+            posed = self.model.pose_hands(params, None, t["chirality_maps"], None, None).tensors()
         return {k: v.float().cpu().numpy() for k, v in posed.items()}
 
 
