@@ -139,6 +139,7 @@ def _train(config: TrainConfig, resume, processes: distributed.Processes, stop: 
     model = STCNet(net_config, hand_model, imagenet_weights=None if resume_path else config.imagenet_weights)
     if config.init_checkpoint and not resume_path:
         load_weights(model, config.init_checkpoint)
+    model.encoder.freeze(config.freeze_stride)
     objective = config.effective_objective()
     injected = objective.gt_rel_transl
 
@@ -418,6 +419,9 @@ def add_train_parser(subparsers, hand_model_choices: tuple[str, ...] = ("auto", 
     p.add_argument("--imagenet-weights", default="default", metavar="PATH",
                    help="frame-encoder ImageNet weights: 'default' (bundled Lite0; a ResNet starts random), a file "
                         "(the torchvision ResNet-50 checkpoint for --preset paper), or 'none'")
+    p.add_argument("--freeze-stride", type=int, default=0, choices=(0, 2, 4, 8, 16, 32),
+                   help="keep the encoder layers up to this output stride at their ImageNet weights (0: train all; "
+                        "8 halves a CPU step)")
     p.add_argument("--init", default=None, metavar="CKPT", help="start a new run from these weights")
     resume = p.add_mutually_exclusive_group()
     resume.add_argument("--resume", default="auto", metavar="CKPT",
@@ -448,7 +452,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         ablation=args.ablation, ablate=tuple(args.ablate), objective=objective,
         checkpoint_every=args.checkpoint_every, keep_every=args.keep_every, log_every=args.log_every,
         max_minutes=args.max_minutes, seed=args.seed, device=args.device, precision=args.precision,
-        imagenet_weights=weights, init_checkpoint=args.init, tensorboard=not args.no_tensorboard,
+        freeze_stride=args.freeze_stride, imagenet_weights=weights, init_checkpoint=args.init,
+        tensorboard=not args.no_tensorboard,
         val_data=tuple(args.val_data), val_every=args.val_every, val_sequences=args.val_sequences)
 
 

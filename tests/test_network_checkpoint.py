@@ -116,3 +116,40 @@ def test_unreadable_files_and_unstorable_extras(hand_model, tmp_path):
     with pytest.raises(ValueError, match=r"extra\['when'\]"):
         save_checkpoint(tmp_path / "x.pt", net, extra={"when": object()})
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_half_checkpoint_is_half_the_size_and_predicts_the_same(hand_model, tmp_path):
+    net = trained_model(hand_model)
+    full = save_checkpoint(tmp_path / "full.pt", net)
+    half = save_checkpoint(tmp_path / "half.pt", net, half=True)
+    raw = torch.load(half, map_location="cpu", weights_only=True)["state_dict"]
+    assert all(v.dtype == torch.float16 for v in raw.values() if v.is_floating_point())
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, _ = load_checkpoint(half, hand_model)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())  # cast back on loading
+    x = torch.rand(1, 4, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        a, b = net(x), loaded(x)
+    # fp16 weights: about 3 significant digits, so keypoints move by well under a millimetre
+    assert (a.keypoints - b.keypoints).abs().max() < 5e-4
+
+
+def test_frozen_encoder_layers_keep_weights_and_statistics(hand_model):
+    torch.manual_seed(0)
+    net = STCNet(STCNetConfig.from_preset("lite", input_size=SMALL), hand_model, imagenet_weights=None)
+    net.encoder.freeze(8)
+    trunk = net.encoder.trunk
+    frozen = {k: v.clone() for k, v in trunk.state_dict().items() if k.startswith(("_conv_stem", "_bn0", "_blocks.0.",
+                                                                                 "_blocks.4."))}
+    later = trunk._blocks[5]._project_conv.weight.clone()
+    assert not any(p.requires_grad for layer in net.encoder.frozen for p in layer.parameters())
+    net.train()
+    assert not trunk._bn0.training and trunk._blocks[5].training  # model.train() leaves frozen layers in eval
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    net(torch.rand(1, 3, 3, SMALL, SMALL)).keypoints.square().mean().backward()
+    optimizer.step()
+    for k, v in frozen.items():
+        assert torch.equal(trunk.state_dict()[k], v), k  # weights and running statistics
+    assert not torch.equal(trunk._blocks[5]._project_conv.weight, later)
+    with pytest.raises(ValueError, match="stride"):
+        net.encoder.freeze(-1)

@@ -54,8 +54,10 @@ def _check_plain(value: Any, where: str) -> None:
                          "dicts, lists, strings, numbers and tensors)")
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: STCNet, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model``'s config, hand-model name, software version and weights to ``path`` atomically."""
+def save_checkpoint(path: str | os.PathLike[str], model: STCNet, extra: dict[str, Any] | None = None,
+                    half: bool = False) -> Path:
+    """Write ``model``'s config, hand-model name, software version and weights to ``path`` atomically.
+    half: store floating-point weights as fp16 (half the file, for shipping; loading casts them back)."""
     if not isinstance(model, STCNet):
         raise TypeError(f"model: expected an STCNet, got {type(model).__name__}")
     extra = dict(extra or {})
@@ -66,7 +68,8 @@ def save_checkpoint(path: str | os.PathLike[str], model: STCNet, extra: dict[str
         "software_version": __version__,
         "config": model.config.to_dict(),
         "hand_model": model.hand_model_name,
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().to(torch.float16 if half and v.is_floating_point() else v.dtype).clone()
+                       for k, v in model.state_dict().items()},
         "extra": extra,
     }
     target = Path(path)

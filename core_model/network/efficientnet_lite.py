@@ -87,6 +87,17 @@ class EfficientNetLite0Trunk(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out")
 
+    def early_layers(self, stride: int) -> list[nn.Module]:
+        """The stem and the blocks whose output stride is at most ``stride`` (the input-side layers)."""
+        layers: list[nn.Module] = [self._conv_stem, self._bn0] if stride >= 2 else []
+        current = 2
+        for block in self._blocks:
+            current *= block._depthwise_conv.stride[0]
+            if current > stride:
+                break
+            layers.append(block)
+        return layers
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = nn.functional.relu6(self._bn0(self._conv_stem(x)))
         stride16 = x

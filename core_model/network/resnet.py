@@ -102,6 +102,12 @@ class ResNetTrunk(nn.Module):
         layers += [block(self.inplanes, planes) for _ in range(1, repeats)]
         return nn.Sequential(*layers)
 
+    def early_layers(self, stride: int) -> list[nn.Module]:
+        """The layers whose output stride is at most ``stride`` (conv1/bn1 at 2, layer1 at 4, layer2 at 8...)."""
+        by_stride = [(2, self.conv1), (2, self.bn1), (4, self.layer1), (8, self.layer2), (16, self.layer3),
+                     (32, self.layer4)]
+        return [layer for s, layer in by_stride if s <= stride]
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         stride16 = self.layer3(self.layer2(self.layer1(x)))

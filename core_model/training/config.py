@@ -70,6 +70,8 @@ class TrainConfig:
         numbered copies kept beside it (0: none). A resumed run loses at most ``checkpoint_every`` steps.
     max_minutes: wall-clock budget of this invocation; the run checkpoints and stops before exceeding it.
     precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
+    freeze_stride: encoder layers up to this output stride keep their ImageNet weights and statistics (0: none;
+        8: the stem and the stride-2/4/8 stages), a departure from the paper that halves a CPU step.
     imagenet_weights: ``default`` (the bundled EfficientNet-Lite0 weights; ResNets start random), a file, or
         None. init_checkpoint: start from these weights (a new run, not a resume).
     val_data / val_every / val_sequences: evaluate on held-out data every ``val_every`` steps (0: never),
@@ -105,6 +107,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    freeze_stride: int = 0
     imagenet_weights: str | None = "default"
     init_checkpoint: str | None = None
     tensorboard: bool = True
@@ -150,6 +153,8 @@ class TrainConfig:
             raise ValueError(f"max_minutes: expected > 0 minutes, got {self.max_minutes!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision: expected 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        if self.freeze_stride not in (0, 2, 4, 8, 16, 32):
+            raise ValueError(f"freeze_stride: expected 0, 2, 4, 8, 16 or 32, got {self.freeze_stride!r}")
         if self.val_every and not self.val_data:
             raise ValueError("val_every: needs val_data (a held-out dataset)")
         self.network_config()  # validates input_size and frames against the preset
