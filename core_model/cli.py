@@ -65,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    def hand_model_option(p: argparse.ArgumentParser) -> None:
+    def hand_model_option(p: argparse.ArgumentParser,
+                          auto: str = "MANO if imported, else OpenHand") -> None:
         p.add_argument("--hand-model", choices=MODEL_CHOICES, default="auto",
-                       help="hand model: imported MANO, shipped OpenHand, or auto (MANO if imported)")
+                       help=f"hand model: imported MANO, shipped OpenHand, or auto ({auto})")
 
     p = command("info", _cmd_info, "versions, device, the hand model in use and where MANO is looked for")
     hand_model_option(p)
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("run", cli_commands.cmd_run, "reconstruct both hands in a video or image folder into a result file")
     cli_commands.add_run_arguments(p)
-    hand_model_option(p)
+    hand_model_option(p, "the one the checkpoint was trained with")
     return parser
 
 

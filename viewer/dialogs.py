@@ -67,12 +67,12 @@ class RunDialog(_Form):
         row, self.output = _path_row(self, default_out, True, "Result (*.npz)")
         self.form.addRow("Result file", row)
         row, self.checkpoint = _path_row(self, "", False, "Checkpoint (*.pt *.pth)")
-        self.checkpoint.setPlaceholderText("none: untrained network (shows the pipeline, not the hands)")
+        self.checkpoint.setPlaceholderText("empty: the shipped model (trained on synthetic renders)")
         self.form.addRow("Checkpoint", row)
-        self.preset = QtWidgets.QComboBox(self)
-        self.preset.addItems(sorted(PRESETS))
-        self.preset.setCurrentText("lite")
-        self.form.addRow("Preset (without checkpoint)", self.preset)
+        self.untrained = QtWidgets.QComboBox(self)
+        self.untrained.addItems(["no", *(f"untrained {name}" for name in sorted(PRESETS))])
+        self.untrained.setToolTip("an untrained network instead of a checkpoint: shows the pipeline, not the hands")
+        self.form.addRow("Untrained network", self.untrained)
         self.device = QtWidgets.QLineEdit(self)
         self.device.setPlaceholderText("auto (CUDA when present)")
         self.form.addRow("Device", self.device)
@@ -85,9 +85,12 @@ class RunDialog(_Form):
         """The form's values (ValueError naming the field when one is off)."""
         if not self.video.text() or not self.output.text():
             raise ValueError("run: choose a video and a result file")
+        untrained = self.untrained.currentText().removeprefix("untrained ") if self.untrained.currentIndex() else None
+        if untrained and self.checkpoint.text():
+            raise ValueError("run: choose a checkpoint or an untrained network, not both")
         return RunSettings(video=Path(self.video.text()), output=Path(self.output.text()),
                            checkpoint=Path(self.checkpoint.text()) if self.checkpoint.text() else None,
-                           preset=self.preset.currentText(), device=self.device.text() or None,
+                           untrained=untrained, device=self.device.text() or None,
                            roi=parse_roi(self.roi.text()) if self.roi.text() else None)
 
 

@@ -15,13 +15,14 @@ from core_model.results import Reconstruction
 
 @dataclasses.dataclass
 class RunSettings:
-    """What ``interhand run`` takes: checkpoint (None: untrained network of ``preset``), device (None: CUDA when
-    present), roi (x, y, w, h; None: detected), hand model kind, windows per batch."""
+    """What ``interhand run`` takes: checkpoint (None: the shipped model), untrained (a preset name instead of a
+    checkpoint), device (None: CUDA when present), roi (x, y, w, h; None: detected), hand model kind (``auto``:
+    the checkpoint's), windows per batch."""
 
     video: Path
     output: Path
     checkpoint: Path | None = None
-    preset: str = "lite"
+    untrained: str | None = None
     device: str | None = None
     roi: tuple[float, float, float, float] | None = None
     hand_model: str = "auto"
@@ -31,12 +32,10 @@ class RunSettings:
 def build_model(settings: RunSettings) -> tuple[torch.nn.Module, str, str, torch.device]:
     """(model in eval mode, preset, checkpoint hash, device), the way ``interhand run`` builds it."""
     from core_model.device import pick_device
-    from core_model.handmodel.registry import load_hand_model
     from core_model.pipeline.models import load_run_model
 
     device = pick_device(settings.device)
-    model, preset, ckpt_hash = load_run_model(settings.checkpoint, settings.preset,
-                                              load_hand_model(settings.hand_model), device)
+    model, preset, ckpt_hash = load_run_model(settings.checkpoint, settings.hand_model, device, settings.untrained)
     return model, preset, ckpt_hash, device
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core_model.pipeline.models import describe_run_model
 from core_model.pipeline.video import VIDEO_SUFFIXES
 from core_model.results import Reconstruction, ResultMeta, load_result, save_result
 from viewer.jobs import ModelFactory, RunSettings, build_model, overlay_job, reconstruction_job
@@ -51,6 +52,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker: GeneratorWorker | None = None
         self._stream: LoadedResult | None = None
         self._run_settings: RunSettings | None = None
+        self._run_model = ("", "")  # (preset, hand-model name) of the run in progress
         self._pending: list[object] = []  # items the worker yielded, not yet shown
         self._on_items = None
         self._drain = QtCore.QTimer(self)
@@ -366,8 +368,10 @@ class MainWindow(QtWidgets.QMainWindow):
         # runs, not in the worker, where it would freeze this (GUI) thread mid-run.
         import mediapipe.tasks.python.vision  # noqa: F401
 
-        self.panels["scene"].prepare(self._run_hand_model(settings))
-        self.model_label.setText(f"Hand model: {self._run_hand_model(settings)}")
+        self._run_model = describe_run_model(settings.checkpoint, settings.hand_model, settings.untrained)
+        hand_model = self._run_model[1]
+        self.panels["scene"].prepare(hand_model)
+        self.model_label.setText(f"Hand model: {hand_model}")
         # Python's cyclic GC runs a full collection over every live object (torch, VTK, Qt wrappers: a big
         # heap) while holding the GIL; triggered in the worker by the model's construction it froze this thread
         # for 150-400 ms. Objects alive now are long-lived: move them out of the collector's reach.
@@ -405,19 +409,9 @@ class MainWindow(QtWidgets.QMainWindow):
         settings = self._run_settings
         n = len(arrays["vertices"])
         meta = ResultMeta(source_path=str(settings.video), source_sha256="", fps=self.session.fps, frame_count=n,
-                          model_preset=settings.preset, checkpoint_sha256="",
-                          hand_model=self._run_hand_model(settings))
+                          model_preset=self._run_model[0], checkpoint_sha256="", hand_model=self._run_model[1])
         return LoadedResult(settings.output.stem, Reconstruction(meta=meta, **arrays), np.zeros(n, bool),
                             settings.output)
-
-    @staticmethod
-    def _run_hand_model(settings: RunSettings) -> str:
-        """The name results record for the hand model a run will use (as load_hand_model picks it)."""
-        from core_model.handmodel.registry import mano_available
-
-        if settings.hand_model != "auto":
-            return {"mano": "MANO", "openhand": "OpenHand"}[settings.hand_model]
-        return "MANO" if mano_available() else "OpenHand"
 
     def _progress(self, stage: str, done: int, total: int) -> None:
         if self.progress.maximum() != max(total, 1):  # each change repaints at once: only when it changes

@@ -125,7 +125,6 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
     import torch
 
     from core_model.device import pick_device
-    from core_model.handmodel.registry import load_hand_model
     from core_model.pipeline.models import load_run_model
     from core_model.pipeline.region import parse_roi
     from core_model.pipeline.run import check_output_folder, cpu_threads, reconstruct
@@ -141,9 +140,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
         raise ValueError(f"--threads: expected a positive number of threads, got {args.threads}")
     roi = parse_roi(args.roi) if args.roi else None
     device = pick_device(args.device) if args.device else pick_device()
-    hand_model = load_hand_model(args.hand_model)
-    log.info("hand model: %s", hand_model.name)
-    model, preset, ckpt_hash = load_run_model(args.checkpoint, args.preset, hand_model, device)
+    model, preset, ckpt_hash = load_run_model(args.checkpoint, args.hand_model, device, args.untrained)
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(args.threads or cpu_threads())
@@ -196,8 +193,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("video", type=Path, help="video file or image folder")
     p.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
-    p.add_argument("--checkpoint", type=Path, default=None, help="STCNet checkpoint (default: untrained network)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="lite", help="network preset without --checkpoint")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", type=Path, default=None,
+                       help="STCNet checkpoint (default: the shipped model, trained on synthetic renders)")
+    model.add_argument("--untrained", choices=sorted(PRESETS), default=None, metavar="PRESET",
+                       help="an untrained network of this preset (lite or paper) instead of a checkpoint: shows the "
+                            "pipeline working, not the hands")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--roi", default=None, help="manual hand region x,y,w,h in pixels (default: detected)")
     p.add_argument("--batch", type=int, default=4, help="windows per batch")

@@ -51,7 +51,8 @@ def test_run_streams_frames_and_never_blocks_the_gui(window, openhand, tmp_path,
     window.session.frames_updated.connect(
         lambda frames: seen.append((int(window.session.primary.ready.sum()),
                                     window.panels["scene"].main.label.GetText(2))))
-    window.start_run(RunSettings(clip, output, roi=(10, 10, 100, 100), hand_model="openhand", batch=1),
+    window.start_run(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100),
+                                 hand_model="openhand", batch=1),
                      small_model(openhand))
     meter = StallMeter()
     assert window.worker.isRunning() and window.progress.isVisible() and window.cancel_button.isVisible()
@@ -77,13 +78,15 @@ def test_run_streams_frames_and_never_blocks_the_gui(window, openhand, tmp_path,
 def test_cancel_leaves_no_file_and_failure_shows_core_models_message(window, openhand, tmp_path, qtbot):
     clip = write_clip(tmp_path / "clip.avi", n=14)
     output = tmp_path / "run.npz"
-    window.start_run(RunSettings(clip, output, roi=(10, 10, 100, 100), hand_model="openhand", batch=1),
+    window.start_run(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100),
+                                 hand_model="openhand", batch=1),
                      small_model(openhand))
     window.cancel_job()
     qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
     assert not output.exists() and window.session.results == []
     assert "cancel" in window.statusBar().currentMessage()
     blank = write_clip(tmp_path / "blank.avi", n=6)
-    window.start_run(RunSettings(blank, tmp_path / "r.txt", hand_model="openhand"), small_model(openhand))
+    window.start_run(RunSettings(blank, tmp_path / "r.txt", untrained="lite", hand_model="openhand"),
+                     small_model(openhand))
     qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
     assert "a result file ends in .npz" in window.last_error
