@@ -2,11 +2,19 @@
 against ground truth when one is known (else acceleration magnitude) and penetration depth, both from
 core_model.figures.series. A cursor marks the current frame; clicking a chart or dragging the cursor seeks.
 
+Why the curves are kept rather than redrawn: each loaded result owns one PlotDataItem per chart for as long as it
+is loaded, and an update only hands new values to it (``setData``), and only for a result whose values can have
+changed (another result object, other finished frames, other ground truth). Clearing the plots and building new
+items on every update cost the GUI thread tens of milliseconds per streamed batch (new items, legend layout,
+a full re-layout of both plots). Items are created or removed only when the number of results changes.
+
 While a run streams in, the curves are recomputed at most every ``REFRESH_MS``: each recomputation covers the
 whole sequence, and doing it per finished batch would load the GUI thread for nothing the eye can see.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pyqtgraph as pg
@@ -14,9 +22,30 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core_model.figures.accel import LINE_COLOURS
 from core_model.figures.series import FrameSeries, acceleration_series, ground_truth_keypoints, penetration_series
-from viewer.session import Session
+from viewer.session import LoadedResult, Session
 
 REFRESH_MS = 300
+EMPTY_TEXT = "no result open"
+AXIS_WIDTH = 52  # pixels for the value axis: its label and ticks up to four digits
+MIN_SPAN = 0.5  # mm or mm/frame²: the smallest value range a chart zooms to
+EMPTY_FRAMES = 100  # the frame axis shown when nothing (no result, no video) says how long the sequence is
+
+
+@dataclasses.dataclass
+class _Curves:
+    """The two curves (acceleration, depth) of the result at one position in ``session.results``, and what
+    their values were computed from: an update with the same inputs leaves them alone."""
+
+    accel: pg.PlotDataItem
+    depth: pg.PlotDataItem
+    loaded: LoadedResult | None = None
+    ready: np.ndarray | None = None  # a copy of loaded.ready when computed (it fills in place while a run streams)
+    gt: np.ndarray | None = None
+    series: tuple[FrameSeries, FrameSeries] | None = None
+
+    def current(self, loaded: LoadedResult, gt: np.ndarray | None) -> bool:
+        return (self.series is not None and self.loaded is loaded and self.gt is gt
+                and np.array_equal(self.ready, loaded.ready))
 
 
 class ChartsPanel(QtWidgets.QWidget):
@@ -29,19 +58,33 @@ class ChartsPanel(QtWidgets.QWidget):
         self.depth = self.view.addPlot(row=1, col=0)
         self.depth.setXLink(self.accel)
         # Names go in the titles and units on the axes: a long vertical label overlaps its neighbour's.
+        self.accel.setTitle("acceleration", size="9pt")
+        self.accel.setLabel("left", "mm/frame²")
         self.depth.setTitle("penetration depth", size="9pt")
         self.depth.setLabel("left", "mm")
         self.depth.setLabel("bottom", "frame")
         self.cursors = []
+        self.empty_texts = []
         for plot in (self.accel, self.depth):
             plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.disableAutoRange(axis="x")  # the frame axis is set to the sequence (_update_axes)
+            # A fixed width keeps both plots' frame axes aligned and spares a re-layout (and a second repaint)
+            # whenever the tick labels change width as values stream in.
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
+            # Values near zero (a result equal to its ground truth) keep plain tick labels and a span the eye can
+            # read, not "(x1e-15)" in the axis title and noise blown up to fill the plot.
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            plot.setLimits(minYRange=MIN_SPAN)
             plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
             cursor = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#d62728", width=2))
             cursor.sigDragged.connect(lambda line: session.set_frame(round(line.value())))
             plot.addItem(cursor)
             self.cursors.append(cursor)
+            self.empty_texts.append(self._empty_text(plot))
         self.view.scene().sigMouseClicked.connect(self._clicked)
-        self.curves: list[pg.PlotDataItem] = []
+        self._curves: list[_Curves] = []
+        self._frames = -1  # the frame count the x range was last fitted to
+        self._empty: bool | None = None  # whether the "no result open" state is shown
         self.series: list[tuple[FrameSeries, FrameSeries]] = []
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -51,33 +94,105 @@ class ChartsPanel(QtWidgets.QWidget):
         self._refresh.timeout.connect(self.recompute)
         session.results_changed.connect(self.recompute)
         session.frames_updated.connect(lambda _: self._refresh.isActive() or self._refresh.start(REFRESH_MS))
+        session.video_changed.connect(self._on_video)
         session.frame_changed.connect(self.show_frame)
         self.recompute()
 
+    @staticmethod
+    def _empty_text(plot: pg.PlotItem) -> pg.TextItem:
+        """A grey note centred in ``plot``'s view box, in pixels (it stays put whatever the axes show)."""
+        text = pg.TextItem(EMPTY_TEXT, color="#808080", anchor=(0.5, 0.5))
+        text.setParentItem(plot.vb)
+        plot.vb.sigResized.connect(lambda vb: text.setPos(vb.width() / 2, vb.height() / 2))
+        return text
+
+    @property
+    def curves(self) -> list[pg.PlotDataItem]:
+        """Every curve, acceleration then depth for each result in order."""
+        return [item for c in self._curves for item in (c.accel, c.depth)]
+
     def recompute(self) -> None:
-        for plot in (self.accel, self.depth):
-            plot.clear()  # also empties the legend
-            plot.addItem(self.cursors[0] if plot is self.accel else self.cursors[1])
+        """Bring the curves up to the session's results: new items only for new results, new values only for
+        results that changed."""
+        self._refresh.stop()  # an update pending from streamed frames is covered by this one
         loaded = self.session.results
         counts = {r.result.num_frames for r in loaded}
         gt = ground_truth_keypoints([r.result for r in loaded]) if len(counts) == 1 else None
-        self.series = []
-        for i, item in enumerate(loaded):
+        while len(self._curves) > len(loaded):
+            gone = self._curves.pop()
+            self.accel.removeItem(gone.accel)
+            self.depth.removeItem(gone.depth)
+        while len(self._curves) < len(loaded):
+            pen = pg.mkPen(LINE_COLOURS[len(self._curves) % len(LINE_COLOURS)], width=1.5)
+            self._curves.append(_Curves(pg.PlotDataItem(pen=pen, connect="finite"),
+                                        pg.PlotDataItem(pen=pen, connect="finite")))
+            self.accel.addItem(self._curves[-1].accel)
+            self.depth.addItem(self._curves[-1].depth)
+        for curves, item in zip(self._curves, loaded):
             own_gt = gt if gt is not None and len(gt) == item.result.num_frames else None
-            series = (acceleration_series(item.result, own_gt, item.ready), penetration_series(item.result, item.ready))
-            self.series.append(series)
-            pen = pg.mkPen(LINE_COLOURS[i % len(LINE_COLOURS)], width=1.5)
-            x = np.arange(item.result.num_frames)
-            for plot, s in zip((self.accel, self.depth), series):
-                plot.plot(x, s.values, pen=pen, name=item.label, connect="finite")
-        if self.series:
-            first = self.series[0][0]
-            self.accel.setTitle(first.name, size="9pt")
-            self.accel.setLabel("left", first.unit)
-        else:
-            self.accel.setTitle("acceleration", size="9pt")
-            self.accel.setLabel("left", "")
+            if not curves.current(item, own_gt):
+                self._update(curves, item, own_gt)
+        self._update_legends(loaded)
+        self.series = [c.series for c in self._curves]
+        self._update_axes()
         self.show_frame(self.session.frame)
+
+    @staticmethod
+    def _update(curves: _Curves, item: LoadedResult, gt: np.ndarray | None) -> None:
+        ready = item.ready.copy()
+        series = (acceleration_series(item.result, gt, ready), penetration_series(item.result, ready))
+        x = np.arange(item.result.num_frames)
+        for curve, s, old in zip((curves.accel, curves.depth), series, curves.series or (None, None)):
+            same = old is not None and old.values.shape == s.values.shape and np.array_equal(
+                old.values, s.values, equal_nan=True)
+            if not same:
+                curve.setData(x, s.values)
+        curves.loaded, curves.ready, curves.gt, curves.series = item, ready, gt, series
+
+    def _update_legends(self, loaded: list[LoadedResult]) -> None:
+        """One legend entry per result, in order, relabelled only when a label changed."""
+        for plot, which in ((self.accel, "accel"), (self.depth, "depth")):
+            items = [getattr(c, which) for c in self._curves]
+            wanted = [(item, r.label) for item, r in zip(items, loaded)]
+            shown = [(sample.item, label.text) for sample, label in plot.legend.items]
+            if shown != wanted:
+                plot.legend.clear()
+                for item, label in wanted:
+                    item.opts["name"] = label
+                    plot.legend.addItem(item, label)
+
+    def _update_axes(self) -> None:
+        empty = not self._curves
+        if empty != self._empty:  # only on a change: restyling an axis redraws the whole chart
+            self._empty = empty
+            for plot, text, cursor in zip((self.accel, self.depth), self.empty_texts, self.cursors):
+                text.setVisible(empty)
+                cursor.setVisible(not empty)
+                plot.getAxis("left").setStyle(showValues=not empty)  # no numbers on an axis with nothing on it
+        first = self.series[0][0] if self.series else None
+        title, unit = (first.name, first.unit) if first is not None else ("acceleration", "mm/frame²")
+        unit = unit.replace("^2", "²")  # core_model writes both spellings; one label, whether frames are in or not
+        if self.accel.titleLabel.text != title:
+            self.accel.setTitle(title, size="9pt")
+        if self.accel.getAxis("left").labelText != unit:
+            self.accel.setLabel("left", unit)
+        frames = max((r.result.num_frames for r in self.session.results), default=0) or self.session.num_frames
+        if empty:
+            self._frames = -1
+            for plot in (self.accel, self.depth):
+                plot.disableAutoRange()
+                plot.setYRange(0.0, 1.0, padding=0.05)
+            self.accel.setXRange(0, frames - 1 if frames > 1 else EMPTY_FRAMES, padding=0.02)
+        elif frames != self._frames:
+            # The frame axis spans the whole sequence from the start, so it does not grow as frames stream in.
+            self._frames = frames
+            self.accel.setXRange(0, max(frames - 1, 1), padding=0.02)
+            for plot in (self.accel, self.depth):
+                plot.enableAutoRange(axis="y")
+
+    def _on_video(self) -> None:
+        if not self._curves:
+            self._update_axes()
 
     def show_frame(self, frame: int) -> None:
         for cursor in self.cursors:
