@@ -144,7 +144,10 @@ def test_attention_panel_shows_the_window_of_the_current_frame(window, files, qt
     assert "frames 4–7" in panel.info.text()  # windows [0,4) [2,6) [4,8) ...: frame 5 is nearest window 2's centre
     np.testing.assert_allclose(panel.mhsa.image.image, result.mhsa_attention[2, 0, 0])
     np.testing.assert_allclose(panel.mhca[1].image.image, result.mhca_attention[2, 0, 1, 0])
-    assert sorted({line.value() for line in panel.mhsa.lines if line.isVisible()}) == [1.5, 5.5]  # offset 1, T + 1
+    x, y = panel.mhsa.marks.getData()
+    assert panel.mhsa.marks.isVisible() and sorted(set(x[2::4])) == [1.5, 5.5]  # frame marked at offset 1, T + 1
+    side = result.mhsa_attention.shape[-1]
+    assert x.min() == 0 and x.max() == side and y.min() == 0 and y.max() == side  # lines span the map only
     panel.block.setCurrentIndex(1)
     panel.head.setCurrentIndex(1)
     np.testing.assert_allclose(panel.mhsa.image.image, result.mhsa_attention[2, 1, 1])

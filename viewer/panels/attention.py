@@ -41,24 +41,27 @@ class _MapView:
         self.plot.hideAxis("bottom")
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
-        self.lines: list[pg.InfiniteLine] = []
+        # One curve of segment pairs for all marker lines, updated in place: adding and removing pyqtgraph items
+        # on every frame change cost the GUI thread tens of milliseconds. Segments span the map, not the view.
+        self.marks = pg.PlotCurveItem(pen=MARK, connect="pairs")
+        self.plot.addItem(self.marks)
 
     def show(self, data: np.ndarray | None, marks: tuple[int, ...] = ()) -> None:
-        # Marker lines are made once and moved: adding and removing pyqtgraph items on every frame change cost
-        # the GUI thread tens of milliseconds.
-        while len(self.lines) < 2 * len(marks):
-            line = pg.InfiniteLine(0, angle=90 if len(self.lines) % 2 else 0, pen=MARK, movable=False)
-            self.plot.addItem(line)
-            self.lines.append(line)
         if data is None:
             self.image.clear()
             marks = ()
         else:
             self.image.setImage(data, levels=(0.0, max(float(np.nanmax(data)), 1e-6)), lut=self.lut)
-        for i, line in enumerate(self.lines):
-            if i < 2 * len(marks):
-                line.setValue(marks[i // 2] + 0.5)
-            line.setVisible(i < 2 * len(marks))
+        if not marks:
+            self.marks.setVisible(False)
+            return
+        rows, cols = data.shape[:2]
+        x, y = [], []
+        for m in marks:
+            x += [0.0, float(cols), m + 0.5, m + 0.5]
+            y += [m + 0.5, m + 0.5, 0.0, float(rows)]
+        self.marks.setData(np.array(x), np.array(y))
+        self.marks.setVisible(True)
 
 
 class AttentionPanel(QtWidgets.QWidget):

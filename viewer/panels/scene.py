@@ -1,5 +1,6 @@
 """The 3D view: both hands of the current frame in their colours, penetrating vertices red, smooth shading,
-ground truth as wireframe; camera presets, reset, and a linked second view (the paper's "alternative view").
+ground truth as a light grey "ghost" (a faint translucent surface with its outline); camera presets, reset, and a
+linked second view (the paper's "alternative view").
 
 Why the meshes are updated in place: a new actor per frame costs far more than replacing the points, normals and
 colours of two fixed PolyData objects that both views share; only this (GUI) thread touches VTK.
@@ -14,7 +15,15 @@ from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, set_view
 from viewer.session import Session
 
 PRESETS = ("camera", "front", "side", "top", "alternative")
-GT_COLOUR = "#9a9a9a"  # opaque: a translucent wireframe would cost VTK extra (depth-peeling) passes per frame
+# Ground truth is drawn lightly so that the prediction stays readable through it: a wireframe of every triangle
+# hid the shaded prediction behind a dense grid. A faint surface says where the true hand is, its silhouette
+# (from each view's camera) gives its shape. Grey, never red: red means penetration. Translucency costs one
+# blended pass (no depth peeling, no OIT), the silhouette a pass over the hand's edges when the hand or camera moves.
+GT_COLOUR = "#9a9a9a"
+GT_OPACITY = 0.18
+GT_OUTLINE = "#6e6e6e"
+GT_OUTLINE_WIDTH = 1.5
+GT_DEPTH_OFFSET = (4.0, 40.0)  # glPolygonOffset (factor, units) of the ground-truth surface, relative to the rest
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -84,6 +93,9 @@ class HandView(QtWidgets.QWidget):
 
         self.plotter = QtInteractor(self, multi_samples=0, auto_update=False)  # we render on change only
         self.plotter.set_background("white")
+        # The one translucent surface (ground truth) is blended directly: order-independent transparency, VTK's
+        # default without depth peeling, adds full-window passes per render that software GL feels.
+        self.plotter.renderer.SetUseOIT(False)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plotter.interactor)
@@ -92,6 +104,11 @@ class HandView(QtWidgets.QWidget):
         self.label = self.plotter.add_text("", position="upper_left", font_size=9, color="black")
 
     def show_scene(self, scene: HandsScene) -> None:
+        from vtkmodules.vtkRenderingCore import vtkMapper
+
+        # Per-mapper depth offsets (GT_DEPTH_OFFSET) take effect only in this mode. It is VTK-global: every other
+        # surface shifts alike (no visible change) and lines come slightly forward, which suits the outline.
+        vtkMapper.SetResolveCoincidentTopologyToPolygonOffset()
         for actor in self.hand_actors + self.truth_actors:
             self.plotter.remove_actor(actor, reset_camera=False, render=False)
         self.hand_actors = []
@@ -100,9 +117,34 @@ class HandView(QtWidgets.QWidget):
                                           reset_camera=False, render=False)
             actor.prop.interpolation = "gouraud"  # smooth shading from the vertex normals
             self.hand_actors.append(actor)
-        self.truth_actors = [self.plotter.add_mesh(m, style="wireframe", color=GT_COLOUR, line_width=1,
-                                                   reset_camera=False, render=False)
-                             for m in scene.truth]
+        self.truth_actors = []
+        for mesh in scene.truth:
+            surface = self.plotter.add_mesh(mesh, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
+                                            reset_camera=False, render=False)
+            # Pushed back in depth: where the truth coincides with the prediction, the prediction wins outright
+            # instead of z-fighting with the tint (which speckled it and dulled the penetration red).
+            surface.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(*GT_DEPTH_OFFSET)
+            self.truth_actors += [surface, self._outline(mesh)]
+
+    def _outline(self, mesh):
+        """An actor drawing ``mesh``'s silhouette as seen from this view's camera (it follows the camera)."""
+        import pyvista as pv
+        from vtkmodules.vtkFiltersHybrid import vtkPolyDataSilhouette
+        from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+        silhouette = vtkPolyDataSilhouette()
+        silhouette.SetInputData(mesh)
+        silhouette.SetCamera(self.plotter.renderer.GetActiveCamera())
+        silhouette.SetEnableFeatureAngle(False)  # the outline only, not every crease between fingers
+        mapper = vtkPolyDataMapper()
+        mapper.SetInputConnection(silhouette.GetOutputPort())
+        actor = vtkActor()
+        actor.SetMapper(mapper)
+        actor.GetProperty().SetColor(pv.Color(GT_OUTLINE).float_rgb)
+        actor.GetProperty().SetLineWidth(GT_OUTLINE_WIDTH)
+        actor.GetProperty().LightingOff()
+        self.plotter.add_actor(actor, reset_camera=False, render=False)
+        return actor
 
     def set_visible(self, hands: bool, truth: bool) -> None:
         for actor in self.hand_actors:
@@ -111,12 +153,21 @@ class HandView(QtWidgets.QWidget):
             actor.SetVisibility(truth)
 
     def apply_preset(self, preset: str, centre: np.ndarray | None) -> None:
-        if preset == "camera":  # from the real camera (the origin, OpenCV axes) toward the hands
+        if preset == "camera":  # along the camera's axis (OpenCV: z forward, y down) toward the hands
             cam = self.plotter.camera
             cam.parallel_projection = False
-            cam.position, cam.up = (0.0, 0.0, 0.0), (0.0, -1.0, 0.0)
-            cam.focal_point = tuple(centre) if centre is not None else (0.0, 0.0, 1.0)
             cam.view_angle = 30.0
+            target = np.asarray(centre if centre is not None else (0.0, 0.0, 1.0), float)
+            extent = np.asarray(self.plotter.bounds, float).reshape(3, 2)
+            radius = max(0.5 * float(np.linalg.norm(extent[:, 1] - extent[:, 0])), 0.05)
+            # A camera-space result is seen from the real camera at the origin. The network's results are
+            # root-relative (the right wrist at the origin), where the origin is inside a hand: look along the
+            # same axis from the distance at which the hands fill the view.
+            if target[2] > 2 * radius:
+                cam.position = (0.0, 0.0, 0.0)
+            else:
+                cam.position = tuple(target - np.array([0.0, 0.0, 1.1 * radius / np.tan(np.radians(15.0))]))
+            cam.focal_point, cam.up = tuple(target), (0.0, -1.0, 0.0)
             self.plotter.reset_camera_clipping_range()
         else:
             set_view(self.plotter, preset)
@@ -143,7 +194,7 @@ class ScenePanel(QtWidgets.QWidget):
         self.link.setChecked(True)
         self.truth = QtWidgets.QCheckBox("ground truth", self)
         self.truth.setChecked(True)
-        self.truth.setToolTip("Ground-truth meshes as wireframe (when the result has them)")
+        self.truth.setToolTip("Ground-truth meshes as a faint grey ghost with its outline (when the result has them)")
         reset = QtWidgets.QPushButton("Reset", self)
         bar = QtWidgets.QHBoxLayout()
         for widget in (QtWidgets.QLabel("View", self), self.preset, reset, self.link,
