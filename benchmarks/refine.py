@@ -7,7 +7,7 @@ and time per frame. Prints markdown tables.
 
 Synthetic: the detector's errors are simulated from the ground truth (pixel noise; occluded fingers, from the
 renderer's visibility, dropped or misplaced; hands missed, swapped, or merged into one blob, in bursts).
-Refinement starts either from the network's output (untrained unless --checkpoint) or from the ground truth
+Refinement starts either from the network's output (the shipped model unless --checkpoint) or from the ground truth
 with network-like errors (pose noise, a shape error, wrist offsets, frame-to-frame jitter), so that its own
 effect can be measured without a trained model.
 """
@@ -221,7 +221,7 @@ def run_synth(args) -> None:
     if args.start in ("network", "both"):
         model, note = load_network(args.checkpoint, hand_model)
         print(f"network start: {note}\n")
-        starts[f"network ({'checkpoint' if args.checkpoint else 'untrained'})"] = network_start(seqs, model, "cpu")
+        starts[f"network ({'checkpoint' if args.checkpoint else 'shipped model'})"] = network_start(seqs, model, "cpu")
     missed = np.mean([np.isnan(d).all((-1, -2)).mean() for d, _ in dets])
     dropped = np.mean([np.isnan(d).any(-1).mean() for d, _ in dets])
     occluded = np.mean([(~s["visibility"]).mean() for s in seqs])
@@ -258,14 +258,19 @@ def run_synth(args) -> None:
 
 
 def load_network(checkpoint: str | None, hand_model, device: str = "cpu"):
-    """STCNet from ``checkpoint``, else the untrained lite preset (ImageNet encoder, random head)."""
-    from core_model.network import STCNet, STCNetConfig, load_checkpoint
+    """STCNet from ``checkpoint``, else the shipped model (``assets/models``; whatever version is installed).
+    (model, a note saying which)."""
+    from core_model.network import load_checkpoint
+    from core_model.pipeline.models import load_run_model, shipped_checkpoint
 
     if checkpoint:
         model, _ = load_checkpoint(checkpoint, hand_model, device)
         return model, f"checkpoint {checkpoint}"
-    model = STCNet(STCNetConfig.from_preset("lite"), hand_model).to(device).eval()
-    return model, "UNTRAINED lite network (no --checkpoint): ImageNet encoder, random head, output near rest pose"
+    model, preset, sha = load_run_model(None, "auto", torch.device(device))
+    note = f"shipped model {shipped_checkpoint()} (preset {preset}, sha256 {sha[:12]})"
+    if model.hand_model.name != hand_model.name:
+        note += f"; WARNING: trained with {model.hand_model.name}, the refinement here uses {hand_model.name}"
+    return model, note
 
 
 # ------------------------------------------------------------------------------------------ real clips
