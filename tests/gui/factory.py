@@ -25,15 +25,22 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def make_result(model, n: int = 12, touching: range = range(4, 8), gt: bool = True, seed: int = 0,
-                source: str = "", noise: float = 0.0) -> Reconstruction:
+                source: str = "", noise: float = 0.0, refined_gap: float | None = None,
+                unrefined: tuple[int, ...] = ()) -> Reconstruction:
     """Both hands open, palms to the camera, 0.25 m apart except on ``touching`` frames where they overlap
-    (0.07 m apart); ``noise`` metres of per-joint jitter on the keypoints (a jittery "method")."""
+    (0.07 m apart); ``noise`` metres of per-joint jitter on the keypoints (a jittery "method").
+
+    refined_gap: also the test-time refinement's arrays (``result.refined``): the network's hands, except that on
+    ``touching`` frames the left one is moved (along +x) to ``refined_gap`` metres from the right one (0.25: as on
+    the other frames, apart), penetration detected anew; the frames in ``unrefined`` were not refined (NaN, False,
+    the ABSENT gate)."""
     rng = np.random.default_rng(seed)
     pose = torch.stack([pose_of(layer, NAMED_POSES["open"]) for layer in model.sides])
     right = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     left = torch.tensor([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     orient = roma.rotmat_to_rotvec(torch.stack([right, left]))
-    gaps = np.array([0.07 if t in touching else 0.25 for t in range(n)])
+    touched = np.array([t in touching for t in range(n)])
+    gaps = np.where(touched, 0.07, 0.25)
     transl = np.zeros((n, 2, 3), np.float32)
     transl[:, 0, 0], transl[:, 1, 0] = -gaps / 2, gaps / 2
     transl[:, :, 2] = DEPTH
@@ -69,7 +76,38 @@ def make_result(model, n: int = 12, touching: range = range(4, 8), gt: bool = Tr
         depth=np.asarray(pen.depth, np.float32), bbox=bbox, keypoints2d=uv.astype(np.float32),
         det_keypoints2d=uv.astype(np.float32), det_score=zeros + 0.9, valid=np.ones((n, 2), bool),
         chirality_maps=chirality, window_frames=windows, mhsa_attention=mhsa, mhca_attention=mhca,
-        gt={"keypoints": clean_keypoints, "vertices": clean_vertices} if gt else {})
+        gt={"keypoints": clean_keypoints, "vertices": clean_vertices} if gt else {},
+        refined=_refined(model, vertices, keypoints, transl, orient, pose, (refined_gap - gaps) * touched, unrefined)
+        if refined_gap is not None else {})
+
+
+def _refined(model, vertices: np.ndarray, keypoints: np.ndarray, transl: np.ndarray, orient: torch.Tensor,
+             pose: torch.Tensor, shift: np.ndarray, unrefined: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The refinement's arrays: the left hand moved ``shift`` [N] metres along +x."""
+    from core_model.refine.gating import ABSENT
+
+    n = len(transl)
+    move = np.zeros((n, 2, 3), np.float32)
+    move[:, 1, 0] = shift
+    vertices = vertices + move[:, :, None]
+    keypoints = keypoints + move[:, :, None]
+    pen = detect_interpenetration(vertices, HandMeshes.from_model(model))
+    refined = {
+        "betas": np.zeros((n, 2, 10), np.float32), "global_orient": np.broadcast_to(orient.numpy(), (n, 2, 3)).copy(),
+        "hand_pose": np.broadcast_to(pose.numpy(), (n, 2, 45)).copy(), "transl": transl + move,
+        "keypoints": keypoints, "vertices": vertices, "inside": np.asarray(pen.inside).copy(),
+        "depth": np.asarray(pen.depth, np.float32).copy(),
+        "keypoints2d": (keypoints[..., :2] / keypoints[..., 2:] * FOCAL
+                        + np.array([WIDTH / 2, HEIGHT / 2], np.float32)).astype(np.float32),
+        "gate": np.zeros((n, 2), np.int8)}
+    skip = list(unrefined)
+    for value in refined.values():
+        if value.dtype.kind == "f":
+            value[skip] = np.nan
+        elif value.dtype == bool:
+            value[skip] = False
+    refined["gate"][skip] = ABSENT
+    return refined
 
 
 def write_clip(path: Path, n: int = 12, size: tuple[int, int] = (WIDTH, HEIGHT), fps: float = 10.0) -> Path:

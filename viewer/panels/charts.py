@@ -6,7 +6,12 @@ Why the curves are kept rather than redrawn: each loaded result owns one PlotDat
 is loaded, and an update only hands new values to it (``setData``), and only for a result whose values can have
 changed (another result object, other finished frames, other ground truth). Clearing the plots and building new
 items on every update cost the GUI thread tens of milliseconds per streamed batch (new items, legend layout,
-a full re-layout of both plots). Items are created or removed only when the number of results changes.
+a full re-layout of both plots). Items are created or removed only when the number of results changes (or a
+result gains or loses its refinement).
+
+A result carrying the test-time refinement's arrays (``result.refined``) has a second, dashed curve of its colour
+in each chart, "<label> (refined)", computed by the same series functions from the refined arrays; frames the
+refinement did not touch are gaps in it.
 
 While a run streams in, the curves are recomputed at most every ``REFRESH_MS``: each recomputation covers the
 whole sequence, and doing it per finished batch would load the GUI thread for nothing the eye can see.
@@ -22,6 +27,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core_model.figures.accel import LINE_COLOURS
 from core_model.figures.series import FrameSeries, acceleration_series, ground_truth_keypoints, penetration_series
+from core_model.results import Reconstruction
 from viewer.session import LoadedResult, Session
 
 REFRESH_MS = 300
@@ -31,17 +37,36 @@ MIN_SPAN = 0.5  # mm or mm/frame²: the smallest value range a chart zooms to
 EMPTY_FRAMES = 100  # the frame axis shown when nothing (no result, no video) says how long the sequence is
 
 
+def refined_view(result: Reconstruction) -> Reconstruction | None:
+    """``result`` with the refinement's hands in place of the network's (what the series functions read: keypoints,
+    vertices, inside, depth; ``valid`` only where a hand was refined), None without refined arrays. No copies."""
+    refined = result.refined
+    if not refined:
+        return None
+    valid = result.valid & np.isfinite(refined["keypoints"]).all(axis=(-1, -2))
+    return dataclasses.replace(result, keypoints=refined["keypoints"], vertices=refined["vertices"],
+                               inside=refined["inside"], depth=refined["depth"], valid=valid)
+
+
 @dataclasses.dataclass
 class _Curves:
-    """The two curves (acceleration, depth) of the result at one position in ``session.results``, and what
-    their values were computed from: an update with the same inputs leaves them alone."""
+    """The two curves (acceleration, depth) of the result at one position in ``session.results`` (and the two
+    dashed ones of its refinement, when it has one), and what their values were computed from: an update with
+    the same inputs leaves them alone."""
 
     accel: pg.PlotDataItem
     depth: pg.PlotDataItem
+    colour: str
     loaded: LoadedResult | None = None
     ready: np.ndarray | None = None  # a copy of loaded.ready when computed (it fills in place while a run streams)
     gt: np.ndarray | None = None
     series: tuple[FrameSeries, FrameSeries] | None = None
+    refined: tuple[pg.PlotDataItem, pg.PlotDataItem] | None = None  # (accel, depth), dashed
+    refined_series: tuple[FrameSeries, FrameSeries] | None = None
+
+    @property
+    def items(self) -> list[pg.PlotDataItem]:
+        return [self.accel, self.depth, *(self.refined or ())]
 
     def current(self, loaded: LoadedResult, gt: np.ndarray | None) -> bool:
         return (self.series is not None and self.loaded is loaded and self.gt is gt
@@ -86,6 +111,8 @@ class ChartsPanel(QtWidgets.QWidget):
         self._frames = -1  # the frame count the x range was last fitted to
         self._empty: bool | None = None  # whether the "no result open" state is shown
         self.series: list[tuple[FrameSeries, FrameSeries]] = []
+        # per result, its refinement's (acceleration, depth) series, None for a result without refinement
+        self.refined_series: list[tuple[FrameSeries, FrameSeries] | None] = []
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
@@ -108,8 +135,8 @@ class ChartsPanel(QtWidgets.QWidget):
 
     @property
     def curves(self) -> list[pg.PlotDataItem]:
-        """Every curve, acceleration then depth for each result in order."""
-        return [item for c in self._curves for item in (c.accel, c.depth)]
+        """Every curve, acceleration then depth for each result in order (then its refinement's, if any)."""
+        return [item for c in self._curves for item in c.items]
 
     def recompute(self) -> None:
         """Bring the curves up to the session's results: new items only for new results, new values only for
@@ -120,12 +147,14 @@ class ChartsPanel(QtWidgets.QWidget):
         gt = ground_truth_keypoints([r.result for r in loaded]) if len(counts) == 1 else None
         while len(self._curves) > len(loaded):
             gone = self._curves.pop()
+            self._set_refined(gone, False)
             self.accel.removeItem(gone.accel)
             self.depth.removeItem(gone.depth)
         while len(self._curves) < len(loaded):
-            pen = pg.mkPen(LINE_COLOURS[len(self._curves) % len(LINE_COLOURS)], width=1.5)
+            colour = LINE_COLOURS[len(self._curves) % len(LINE_COLOURS)]
+            pen = pg.mkPen(colour, width=1.5)
             self._curves.append(_Curves(pg.PlotDataItem(pen=pen, connect="finite"),
-                                        pg.PlotDataItem(pen=pen, connect="finite")))
+                                        pg.PlotDataItem(pen=pen, connect="finite"), colour))
             self.accel.addItem(self._curves[-1].accel)
             self.depth.addItem(self._curves[-1].depth)
         for curves, item in zip(self._curves, loaded):
@@ -134,26 +163,57 @@ class ChartsPanel(QtWidgets.QWidget):
                 self._update(curves, item, own_gt)
         self._update_legends(loaded)
         self.series = [c.series for c in self._curves]
+        self.refined_series = [c.refined_series for c in self._curves]
         self._update_axes()
         self.show_frame(self.session.frame)
 
-    @staticmethod
-    def _update(curves: _Curves, item: LoadedResult, gt: np.ndarray | None) -> None:
+    def _update(self, curves: _Curves, item: LoadedResult, gt: np.ndarray | None) -> None:
         ready = item.ready.copy()
         series = (acceleration_series(item.result, gt, ready), penetration_series(item.result, ready))
         x = np.arange(item.result.num_frames)
-        for curve, s, old in zip((curves.accel, curves.depth), series, curves.series or (None, None)):
-            same = old is not None and old.values.shape == s.values.shape and np.array_equal(
-                old.values, s.values, equal_nan=True)
+        self._set_data((curves.accel, curves.depth), series, curves.series, x)
+        refined = refined_view(item.result)
+        old = curves.refined_series if curves.refined is not None else None
+        self._set_refined(curves, refined is not None)
+        refined_series = None
+        if refined is not None:
+            refined_series = (acceleration_series(refined, gt, ready), penetration_series(refined, ready))
+            self._set_data(curves.refined, refined_series, old, x)
+        curves.loaded, curves.ready, curves.gt, curves.series = item, ready, gt, series
+        curves.refined_series = refined_series
+
+    @staticmethod
+    def _set_data(items, series, old, x: np.ndarray) -> None:
+        """New values to the (accel, depth) ``items``, each only where it differs from ``old``'s."""
+        for curve, s, before in zip(items, series, old or (None, None)):
+            same = before is not None and before.values.shape == s.values.shape and np.array_equal(
+                before.values, s.values, equal_nan=True)
             if not same:
                 curve.setData(x, s.values)
-        curves.loaded, curves.ready, curves.gt, curves.series = item, ready, gt, series
+
+    def _set_refined(self, curves: _Curves, wanted: bool) -> None:
+        """Give ``curves`` its dashed refinement curves, or take them away."""
+        if wanted == (curves.refined is not None):
+            return
+        if wanted:
+            pen = pg.mkPen(curves.colour, width=1.5, style=QtCore.Qt.PenStyle.DashLine)
+            curves.refined = (pg.PlotDataItem(pen=pen, connect="finite"), pg.PlotDataItem(pen=pen, connect="finite"))
+            self.accel.addItem(curves.refined[0])
+            self.depth.addItem(curves.refined[1])
+        else:
+            self.accel.removeItem(curves.refined[0])
+            self.depth.removeItem(curves.refined[1])
+            curves.refined, curves.refined_series = None, None
 
     def _update_legends(self, loaded: list[LoadedResult]) -> None:
-        """One legend entry per result, in order, relabelled only when a label changed."""
-        for plot, which in ((self.accel, "accel"), (self.depth, "depth")):
-            items = [getattr(c, which) for c in self._curves]
-            wanted = [(item, r.label) for item, r in zip(items, loaded)]
+        """One legend entry per result (and one per refinement, after its result's), in order, relabelled only when
+        a label changed."""
+        for plot, index in ((self.accel, 0), (self.depth, 1)):
+            wanted = []
+            for curves, r in zip(self._curves, loaded):
+                wanted.append(((curves.accel, curves.depth)[index], r.label))
+                if curves.refined is not None:
+                    wanted.append((curves.refined[index], f"{r.label} (refined)"))
             shown = [(sample.item, label.text) for sample, label in plot.legend.items]
             if shown != wanted:
                 plot.legend.clear()

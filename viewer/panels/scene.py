@@ -1,6 +1,8 @@
 """The 3D view: both hands of the current frame in their colours, penetrating vertices red, smooth shading,
 ground truth as a light grey "ghost" (a faint translucent surface with its outline); camera presets, reset, and a
-linked second view (the paper's "alternative view").
+linked second view (the paper's "alternative view"). When the shown result carries the test-time refinement's
+arrays (``result.refined``), "refined (right view)" turns the second view into the refined hands of the same frame
+seen from the main view's camera: the network's result and the refined one side by side.
 
 Why the meshes are updated in place: a new actor per frame costs far more than replacing the points, normals and
 colours of two fixed PolyData objects that both views share; only this (GUI) thread touches VTK.
@@ -12,7 +14,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, set_view
-from viewer.session import Session
+from viewer.session import LoadedResult, Session
 
 PRESETS = ("camera", "front", "side", "top", "alternative")
 # Ground truth is drawn lightly so that the prediction stays readable through it: a wireframe of every triangle
@@ -24,6 +26,9 @@ GT_OPACITY = 0.18
 GT_OUTLINE = "#6e6e6e"
 GT_OUTLINE_WIDTH = 1.5
 GT_DEPTH_OFFSET = (4.0, 40.0)  # glPolygonOffset (factor, units) of the ground-truth surface, relative to the rest
+REFINED_TIP = ("The second view shows the test-time refinement's hands of this frame from the main view's camera "
+               "(penetrating vertices red); the main view the network's")
+NO_REFINED_TIP = "The shown result holds no refinement (made by interhand run --refine)"
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -56,7 +61,8 @@ def set_camera_state(plotter, state: dict) -> None:
 
 
 class HandsScene:
-    """The hands and ground-truth meshes of one hand model as PolyData shared by every view."""
+    """The hands and ground-truth meshes of one hand model as PolyData shared by every view, and the refined
+    hands (``refined``, drawn by the second view only, while it shows the refinement)."""
 
     def __init__(self, faces: tuple[np.ndarray, np.ndarray], num_vertices: int) -> None:
         import pyvista as pv
@@ -64,24 +70,31 @@ class HandsScene:
         self.faces = [np.asarray(f, np.int64) for f in faces]
         self.base = [np.tile(_rgb(c), (num_vertices, 1)) for c in HAND_COLOURS]
         self.red = _rgb(PENETRATION_COLOUR)
-        self.hands, self.truth = [], []
+        self.hands, self.truth, self.refined = [], [], []
         for f in self.faces:
             cells = np.hstack([np.full((len(f), 1), 3), f]).ravel()
-            for store in (self.hands, self.truth):
+            for store in (self.hands, self.truth, self.refined):
                 mesh = pv.PolyData(np.zeros((num_vertices, 3)), cells)
                 mesh.point_data["rgb"] = np.zeros((num_vertices, 3), np.uint8)
                 store.append(mesh)
 
     def update(self, vertices: np.ndarray, inside: np.ndarray, truth: np.ndarray | None) -> None:
         for hand in range(2):
-            mesh = self.hands[hand]
-            mesh.points = vertices[hand].astype(np.float64)
-            mesh.point_data.active_normals = vertex_normals(mesh.points, self.faces[hand])
-            colours = self.base[hand].copy()
-            colours[np.asarray(inside[hand], bool)] = self.red
-            mesh.point_data["rgb"] = colours
+            self._set_hand(self.hands[hand], hand, vertices[hand], inside[hand])
             if truth is not None:
                 self.truth[hand].points = truth[hand].astype(np.float64)
+
+    def update_refined(self, vertices: np.ndarray, inside: np.ndarray, hands: np.ndarray) -> None:
+        """The refined hands; only those where ``hands`` [2] is True (the others keep their last points, hidden)."""
+        for hand in np.flatnonzero(hands):
+            self._set_hand(self.refined[hand], hand, vertices[hand], inside[hand])
+
+    def _set_hand(self, mesh, hand: int, vertices: np.ndarray, inside: np.ndarray) -> None:
+        mesh.points = vertices.astype(np.float64)
+        mesh.point_data.active_normals = vertex_normals(mesh.points, self.faces[hand])
+        colours = self.base[hand].copy()
+        colours[np.asarray(inside, bool)] = self.red
+        mesh.point_data["rgb"] = colours
 
 
 class HandView(QtWidgets.QWidget):
@@ -101,22 +114,23 @@ class HandView(QtWidgets.QWidget):
         layout.addWidget(self.plotter.interactor)
         self.hand_actors: list = []
         self.truth_actors: list = []
+        self.refined_actors: list = []
         self.label = self.plotter.add_text("", position="upper_left", font_size=9, color="black")
 
-    def show_scene(self, scene: HandsScene) -> None:
+    def show_scene(self, scene: HandsScene, refined: bool = False) -> None:
+        """Actors for ``scene``'s hands and ground truth, and with ``refined`` for its refined hands too (hidden
+        until :meth:`set_visible` shows them)."""
         from vtkmodules.vtkRenderingCore import vtkMapper
 
         # Per-mapper depth offsets (GT_DEPTH_OFFSET) take effect only in this mode. It is VTK-global: every other
         # surface shifts alike (no visible change) and lines come slightly forward, which suits the outline.
         vtkMapper.SetResolveCoincidentTopologyToPolygonOffset()
-        for actor in self.hand_actors + self.truth_actors:
+        for actor in self.hand_actors + self.truth_actors + self.refined_actors:
             self.plotter.remove_actor(actor, reset_camera=False, render=False)
-        self.hand_actors = []
-        for mesh in scene.hands:
-            actor = self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, specular=0.2, show_scalar_bar=False,
-                                          reset_camera=False, render=False)
-            actor.prop.interpolation = "gouraud"  # smooth shading from the vertex normals
-            self.hand_actors.append(actor)
+        self.hand_actors = [self._hand(mesh) for mesh in scene.hands]
+        self.refined_actors = [self._hand(mesh) for mesh in scene.refined] if refined else []
+        for actor in self.refined_actors:
+            actor.SetVisibility(False)
         self.truth_actors = []
         for mesh in scene.truth:
             surface = self.plotter.add_mesh(mesh, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
@@ -125,6 +139,12 @@ class HandView(QtWidgets.QWidget):
             # instead of z-fighting with the tint (which speckled it and dulled the penetration red).
             surface.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(*GT_DEPTH_OFFSET)
             self.truth_actors += [surface, self._outline(mesh)]
+
+    def _hand(self, mesh):
+        actor = self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, specular=0.2, show_scalar_bar=False,
+                                      reset_camera=False, render=False)
+        actor.prop.interpolation = "gouraud"  # smooth shading from the vertex normals
+        return actor
 
     def _outline(self, mesh):
         """An actor drawing ``mesh``'s silhouette as seen from this view's camera (it follows the camera)."""
@@ -146,11 +166,14 @@ class HandView(QtWidgets.QWidget):
         self.plotter.add_actor(actor, reset_camera=False, render=False)
         return actor
 
-    def set_visible(self, hands: bool, truth: bool) -> None:
+    def set_visible(self, hands: bool, truth: bool, refined: tuple[bool, bool] = (False, False)) -> None:
+        """Show the hands, the ground truth, and each refined hand (right, left) where this view has them."""
         for actor in self.hand_actors:
             actor.SetVisibility(hands)
         for actor in self.truth_actors:
             actor.SetVisibility(truth)
+        for actor, shown in zip(self.refined_actors, refined):
+            actor.SetVisibility(bool(shown))
 
     def apply_preset(self, preset: str, centre: np.ndarray | None) -> None:
         if preset == "camera":  # along the camera's axis (OpenCV: z forward, y down) toward the hands
@@ -175,7 +198,12 @@ class HandView(QtWidgets.QWidget):
 
 class ScenePanel(QtWidgets.QWidget):
     """The main view and the second view side by side. With "link" on, the second view follows the main one,
-    turned 90 degrees about the vertical (the other side of the hands, as the paper's alternative view)."""
+    turned 90 degrees about the vertical (the other side of the hands, as the paper's alternative view).
+
+    With "refined (right view)" on (enabled for a result with the refinement's arrays), the second view shows the
+    refined hands of the frame instead of the network's, from the main view's very camera (turning either view
+    turns both): link and the second preset do not apply meanwhile, and turning it off brings them back.
+    """
 
     def __init__(self, session: Session, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -195,34 +223,52 @@ class ScenePanel(QtWidgets.QWidget):
         self.truth = QtWidgets.QCheckBox("ground truth", self)
         self.truth.setChecked(True)
         self.truth.setToolTip("Ground-truth meshes as a faint grey ghost with its outline (when the result has them)")
+        self.refined = QtWidgets.QCheckBox("refined (right view)", self)
+        self.refined.setEnabled(False)
+        self.refined.setToolTip(NO_REFINED_TIP)
+        self._second_before: dict | None = None  # the second view's camera before it showed the refinement
         reset = QtWidgets.QPushButton("Reset", self)
         bar = QtWidgets.QHBoxLayout()
         for widget in (QtWidgets.QLabel("View", self), self.preset, reset, self.link,
-                       QtWidgets.QLabel("Second", self), self.second_preset, self.truth):
+                       QtWidgets.QLabel("Second", self), self.second_preset, self.truth, self.refined):
             bar.addWidget(widget)
         bar.addStretch(1)
-        views = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
-        views.addWidget(self.main)
-        views.addWidget(self.second)
-        views.setSizes([2, 1])
+        self.views = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
+        self.views.addWidget(self.main)
+        self.views.addWidget(self.second)
+        self.views.setSizes([2, 1])
+        self._sizes_before: list[int] | None = None  # the views' widths before they showed network | refined
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(bar)
-        layout.addWidget(views, 1)
+        layout.addWidget(self.views, 1)
         self.preset.activated.connect(lambda _: self.apply_preset(self.preset.currentText()))
         self.second_preset.activated.connect(lambda _: self._second_preset())
         reset.clicked.connect(lambda: self.apply_preset(self.preset.currentText()))
         self.link.toggled.connect(self._on_link)
         self.truth.toggled.connect(lambda _: self.show_frame(session.frame))
+        self.refined.toggled.connect(self._on_refined)
         self.main.plotter.iren.add_observer("InteractionEvent", lambda *_: self._follow())
+        self.second.plotter.iren.add_observer("InteractionEvent", lambda *_: self._lead())
         session.frame_changed.connect(self.show_frame)
         session.results_changed.connect(self._on_results)
         session.frames_updated.connect(self._on_frames_updated)
         self.second_preset.setEnabled(False)
 
     def _on_results(self) -> None:
-        if self.session.primary is not None:
-            self.prepare(self.session.primary.result.meta.hand_model)
+        primary = self.session.primary
+        if primary is not None:
+            self.prepare(primary.result.meta.hand_model)
+        has = primary is not None and bool(primary.result.refined)
+        if not has:
+            self.refined.setChecked(False)
+        self.refined.setEnabled(has)
+        self.refined.setToolTip(REFINED_TIP if has else NO_REFINED_TIP)
+
+    @property
+    def showing_refined(self) -> bool:
+        """The second view shows the refined hands."""
+        return self.refined.isChecked() and self.refined.isEnabled()
 
     def prepare(self, hand_model: str) -> None:
         """Build the meshes of ``hand_model`` (its name as results record it) unless they are built: costly
@@ -234,8 +280,8 @@ class ScenePanel(QtWidgets.QWidget):
         model = hand_model_of_result(hand_model)
         self.scene = HandsScene(faces_of(model), model.num_vertices)
         self._model_name = hand_model.lower()
-        for view in (self.main, self.second):
-            view.show_scene(self.scene)
+        self.main.show_scene(self.scene)
+        self.second.show_scene(self.scene, refined=True)
         self._fresh = True
 
     def _on_frames_updated(self, frames: np.ndarray) -> None:
@@ -268,14 +314,40 @@ class ScenePanel(QtWidgets.QWidget):
                 text += f": {int(result.inside[frame].sum())} penetrating vertices"
         else:
             text = f"frame {frame}: " + ("not reconstructed yet" if not loaded.shows(frame) else "no two hands")
-        for view in (self.main, self.second):
-            view.set_visible(drawable, drawable and has_truth)
-            view.label.SetText(2, text)
+        if self.showing_refined:
+            self._show_refined(loaded, frame, drawable, drawable and has_truth, text)
+        else:
+            for view in (self.main, self.second):
+                view.set_visible(drawable, drawable and has_truth)
+                view.label.SetText(2, text)
         if drawable and self._fresh:
             self._fresh = False
             self.apply_preset(self.preset.currentText())
             return
         self.render()
+
+    def _show_refined(self, loaded: LoadedResult, frame: int, drawable: bool, truth: bool, text: str) -> None:
+        """The network's hands in the main view, the refined ones in the second, each view saying which it
+        shows and how many vertices penetrate."""
+        result = loaded.result
+        if drawable:
+            text = f"frame {frame}: {int(result.inside[frame].sum())} penetrating vertices"
+        self.main.set_visible(drawable, truth)
+        self.main.label.SetText(2, f"network\n{text}")
+        vertices = result.refined["vertices"][frame]
+        inside = np.asarray(result.refined["inside"][frame], bool)
+        hands = np.isfinite(vertices).all(axis=(-1, -2)) & loaded.shows(frame)  # [2]: refined hands to draw
+        self.scene.update_refined(vertices, inside, hands)
+        if not loaded.shows(frame):
+            refined = f"frame {frame}: not reconstructed yet"
+        elif not hands.any():
+            refined = f"frame {frame}: not refined"
+        else:
+            refined = f"frame {frame}: {int(inside[hands].sum())} penetrating vertices"
+            if not hands.all():
+                refined += f" ({'right' if hands[0] else 'left'} hand only)"
+        self.second.set_visible(False, truth, (bool(hands[0]), bool(hands[1])))
+        self.second.label.SetText(2, f"refined\n{refined}")
 
     def render(self) -> None:
         """Schedule both views to repaint: Qt renders each once in its paint event (an explicit VTK render here
@@ -286,7 +358,7 @@ class ScenePanel(QtWidgets.QWidget):
     def apply_preset(self, preset: str) -> None:
         self.preset.setCurrentText(preset)
         self.main.apply_preset(preset, self._centre())
-        if self.link.isChecked():
+        if self.link.isChecked() or self.showing_refined:
             self._follow()
         else:
             self._second_preset()
@@ -297,29 +369,63 @@ class ScenePanel(QtWidgets.QWidget):
         self.second.plotter.interactor.update()
 
     def _on_link(self, linked: bool) -> None:
-        self.second_preset.setEnabled(not linked)
-        self._follow() if linked else self._second_preset()
+        self.second_preset.setEnabled(not linked and not self.showing_refined)
+        if not self.showing_refined:  # meanwhile the second view keeps the main view's camera
+            self._follow() if linked else self._second_preset()
+
+    def _on_refined(self, on: bool) -> None:
+        self.link.setEnabled(not on)
+        self.second_preset.setEnabled(not on and not self.link.isChecked())
+        if on:  # two views of equal width: the same camera then frames the same part of the scene in both
+            self._second_before = camera_state(self.second.plotter)
+            self._sizes_before = self.views.sizes()
+            total = sum(self._sizes_before)
+            if total > 1:
+                self.views.setSizes([total - total // 2, total // 2])
+            self._follow()
+        elif self.link.isChecked() or self._second_before is None:
+            self._on_link(self.link.isChecked())
+        else:  # unlinked: the second view's own camera, as it was before
+            set_camera_state(self.second.plotter, self._second_before)
+        if not on:
+            if self._sizes_before is not None:
+                self.views.setSizes(self._sizes_before)
+            self._second_before, self._sizes_before = None, None
+        self.show_frame(self.session.frame)
 
     def _follow(self) -> None:
-        if not self.link.isChecked():
+        """The second view after the main one: the very same camera while it shows the refinement, else (linked)
+        turned 90 degrees about the vertical."""
+        refined = self.showing_refined
+        if not (refined or self.link.isChecked()):
             return
         cam = self.second.plotter.renderer.GetActiveCamera()
         cam.DeepCopy(self.main.plotter.renderer.GetActiveCamera())
-        cam.Azimuth(90.0)
-        cam.OrthogonalizeViewUp()
+        if not refined:
+            cam.Azimuth(90.0)
+            cam.OrthogonalizeViewUp()
         self.second.plotter.reset_camera_clipping_range()
         self.second.plotter.interactor.update()
+
+    def _lead(self) -> None:
+        """While the second view shows the refinement, turning it turns the main view alike."""
+        if not self.showing_refined:
+            return
+        self.main.plotter.renderer.GetActiveCamera().DeepCopy(self.second.plotter.renderer.GetActiveCamera())
+        self.main.plotter.reset_camera_clipping_range()
+        self.main.plotter.interactor.update()
 
     def cameras(self) -> dict:
         return {"main": camera_state(self.main.plotter), "second": camera_state(self.second.plotter),
                 "preset": self.preset.currentText(), "second_preset": self.second_preset.currentText(),
-                "linked": self.link.isChecked()}
+                "linked": self.link.isChecked(), "refined": self.showing_refined}
 
     def set_cameras(self, state: dict) -> None:
         self._fresh = False
         self.preset.setCurrentText(state.get("preset", "camera"))
         self.second_preset.setCurrentText(state.get("second_preset", "alternative"))
         self.link.setChecked(bool(state.get("linked", True)))
+        self.refined.setChecked(bool(state.get("refined", False)) and self.refined.isEnabled())
         set_camera_state(self.main.plotter, state["main"])
         set_camera_state(self.second.plotter, state["second"])
         self.render()

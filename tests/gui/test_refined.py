@@ -1,0 +1,146 @@
+"""The network's result and the test-time refinement's side by side: "refined (right view)" turns the 3D panel's
+second view into the refined hands of the same frame, seen from the main view's camera, and the charts add a
+dashed "(refined)" curve per refined result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gui.pixels import hand_pixels, red_pixels
+from PySide6 import QtCore
+from vtkmodules.vtkRenderingCore import vtkCamera
+
+from core_model.results import load_result
+
+TOUCHING, UNREFINED = 5, 6  # the network's hands interpenetrate on both; frame 6 was not refined
+
+
+@pytest.fixture(scope="module")
+def refined_file(tmp_path_factory, openhand, files):
+    """r.npz: files["a"]'s result plus refined arrays with the hands apart on every frame (no penetration) and
+    nothing refined on frame UNREFINED."""
+    from gui.factory import make_result
+
+    from core_model.results import save_result
+
+    path = tmp_path_factory.mktemp("refined") / "r.npz"
+    save_result(make_result(openhand, source=str(files["clip"]), refined_gap=0.2, unrefined=(UNREFINED,)), path)
+    return path
+
+
+def shot(view) -> np.ndarray:
+    return view.plotter.screenshot(return_img=True)[..., :3]
+
+
+def camera(view) -> np.ndarray:
+    cam = view.plotter.camera
+    return np.concatenate([cam.position, cam.focal_point, cam.up, [cam.view_angle]])
+
+
+def label(view) -> str:
+    return view.label.GetText(2)
+
+
+def test_toggle_needs_a_result_with_refinement(window, files, refined_file):
+    scene = window.panels["scene"]
+    assert not scene.refined.isEnabled() and not scene.refined.isChecked()
+    window.open_path(files["a"])
+    assert not scene.refined.isEnabled() and not scene.showing_refined
+    window.close_all()
+    window.open_path(refined_file)
+    assert scene.refined.isEnabled() and not scene.refined.isChecked()
+    scene.refined.setChecked(True)
+    assert scene.showing_refined and scene.cameras()["refined"] is True
+    window.close_all()  # a result without refinement (or none) turns it off
+    assert not scene.refined.isEnabled() and not scene.refined.isChecked() and scene.link.isEnabled()
+
+
+def test_refined_hands_side_by_side(window, refined_file, qtbot):
+    result = load_result(refined_file)
+    assert result.inside[TOUCHING].any() and not result.refined["inside"][TOUCHING].any()
+    assert np.isnan(result.refined["vertices"][UNREFINED]).all()
+    scene = window.panels["scene"]
+    window.open_path(refined_file)
+    window.session.set_frame(TOUCHING)
+    qtbot.wait(30)
+    linked = camera(scene.second)
+    assert not np.allclose(linked, camera(scene.main))  # off: the linked view from 90 degrees
+    scene.refined.setChecked(True)
+    assert not scene.link.isEnabled() and not scene.second_preset.isEnabled()
+    qtbot.wait(30)
+    np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    main, second = shot(scene.main), shot(scene.second)
+    assert red_pixels(main) > 30 and red_pixels(second) == 0
+    assert min(hand_pixels(second)) > 0.01  # both refined hands drawn, in the hands' colours
+    assert label(scene.main).startswith("network") and f"{int(result.inside[TOUCHING].sum())} penetrating" in label(
+        scene.main)
+    assert label(scene.second).startswith("refined") and "0 penetrating vertices" in label(scene.second)
+    for preset in ("side", "top"):  # presets (and turning the main view) move both alike
+        scene.apply_preset(preset)
+        np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    scene.main.plotter.camera.azimuth = 30
+    scene._follow()
+    np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    scene.apply_preset("camera")
+
+    window.session.set_frame(UNREFINED)
+    qtbot.wait(30)
+    assert f"frame {UNREFINED}: not refined" in label(scene.second)
+    assert not any(actor.GetVisibility() for actor in scene.second.refined_actors + scene.second.hand_actors)
+    assert max(hand_pixels(shot(scene.second))) < 0.001 and red_pixels(shot(scene.main)) > 30
+
+    scene.refined.setChecked(False)  # back to the linked view at +90 degrees, one label for both
+    window.session.set_frame(TOUCHING)
+    qtbot.wait(30)
+    assert scene.link.isEnabled() and scene.link.isChecked()
+    expected = vtkCamera()
+    expected.DeepCopy(scene.main.plotter.renderer.GetActiveCamera())
+    expected.Azimuth(90.0)
+    np.testing.assert_allclose(scene.second.plotter.camera.position, expected.GetPosition(), atol=1e-9)
+    np.testing.assert_allclose(scene.second.plotter.camera.focal_point, expected.GetFocalPoint(), atol=1e-9)
+    assert label(scene.main) == label(scene.second) == f"frame {TOUCHING}: {int(result.inside[TOUCHING].sum())} " \
+        "penetrating vertices"
+    assert all(actor.GetVisibility() for actor in scene.second.hand_actors)
+    assert not any(actor.GetVisibility() for actor in scene.second.refined_actors)
+
+
+def test_charts_add_dashed_refined_curves(window, files, refined_file):
+    charts = window.panels["charts"]
+    window.open_path(refined_file)
+    window.open_path(files["b"])
+    n = load_result(refined_file).num_frames
+    assert len(charts.curves) == 6  # r, r (refined), b in each chart
+    for plot in (charts.accel, charts.depth):
+        assert [label.text for _, label in plot.legend.items] == ["r", "r (refined)", "b"]
+    by_label = {label.text: sample.item for sample, label in charts.depth.legend.items}
+    refined, network = by_label["r (refined)"], by_label["r"]
+    assert refined.opts["pen"].style() == QtCore.Qt.PenStyle.DashLine
+    assert refined.opts["pen"].color() == network.opts["pen"].color()
+    assert network.opts["pen"].style() == QtCore.Qt.PenStyle.SolidLine
+    accel, depth = charts.refined_series[0]
+    assert charts.refined_series[1] is None
+    assert len(refined.yData) == len(accel.values) == len(depth.values) == n
+    np.testing.assert_array_equal(refined.yData, depth.values)
+    assert charts.series[0][1].values[TOUCHING] > 1  # the network's hands penetrate by millimetres, the refined not
+    assert depth.values[TOUCHING] == 0 and np.isnan(depth.values[UNREFINED])
+    assert np.isfinite(accel.values).sum() > 0
+    window.session.remove_result(window.session.results[1])
+    assert len(charts.curves) == 4
+    window.close_all()
+    window.open_path(files["a"])
+    assert len(charts.curves) == 2 and charts.refined_series == [None]
+    assert [label.text for _, label in charts.depth.legend.items] == ["a"]
+
+
+def test_unlinked_second_view_gets_its_camera_back(window, refined_file, qtbot):
+    scene = window.panels["scene"]
+    window.open_path(refined_file)
+    scene.link.setChecked(False)
+    scene.second_preset.setCurrentText("top")
+    scene.second_preset.activated.emit(0)
+    own = camera(scene.second)
+    scene.refined.setChecked(True)
+    np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    scene.refined.setChecked(False)
+    np.testing.assert_allclose(camera(scene.second), own)
+    assert scene.second_preset.isEnabled() and not scene.link.isChecked()
