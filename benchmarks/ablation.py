@@ -27,7 +27,7 @@ import torch
 from core_model.evaluate import evaluate_checkpoint, file_sha256
 from core_model.geometry.alignment import PROTOCOLS
 from core_model.train import EXIT_STOPPED, train
-from core_model.training.config import TrainConfig
+from core_model.training.config import ObjectiveConfig, TrainConfig
 
 # (row label, --ablation, --ablate, short name for --rows): the full model first, so the shipped model exists
 # soonest, then the per-frame baseline, the other end of Table 2.
@@ -63,7 +63,8 @@ def row_config(args: argparse.Namespace, ablation: str, ablate: tuple[str, ...],
         data=(str(args.train),), out=str(run_dir(args.runs, ablation, ablate)), preset="lite",
         input_size=args.input_size, frames=10, batch_size=args.batch, workers=args.workers, steps=args.steps,
         lr=args.lr, lr_step_steps=max(1, round(args.decay_at * args.steps)), freeze_stride=args.freeze_stride,
-        ablation=ablation, ablate=ablate, checkpoint_every=100, log_every=10, max_minutes=minutes,
+        ablation=ablation, ablate=ablate, objective=ObjectiveConfig(gt_rel_transl=args.gt_rel_transl),
+        checkpoint_every=100, log_every=10, max_minutes=minutes,
         seed=args.seed, device=args.device)
 
 
@@ -172,6 +173,9 @@ def main() -> int:
     t.add_argument("--freeze-stride", type=int, default=8)
     t.add_argument("--workers", type=int, default=1)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--gt-rel-transl", action="store_true",
+                   help="place the left hand with the ground-truth relative translation in training (the paper's "
+                        "setting); the prediction is still trained by its own loss")
     t.add_argument("--rows", nargs="+", choices=[row[3] for row in ROWS], default=None,
                    help="train only these rows (default: all, in order); run several invocations in parallel")
     t.add_argument("--threads", type=int, default=None, help="torch threads of this process")
