@@ -1,4 +1,5 @@
-"""What ``interhand info`` reports: versions, compute device, hand model, where MANO is looked for."""
+"""What ``interhand info`` reports: versions, compute device, hand model, where MANO is looked for, the shipped
+model."""
 
 from __future__ import annotations
 
@@ -37,7 +38,23 @@ def collect_info(hand_model: str = "auto") -> dict[str, object]:
         "MANO directory": str(mano_dir()),
         "MANO imported": ("yes" if mano_available() else
                           f"no ({' and '.join(MANO_FILES.values())} not found; run 'interhand mano-import DIR')"),
+        "shipped model": _shipped_model(),
     }
+
+
+def _shipped_model() -> str:
+    """What ``interhand run`` uses without --checkpoint: file, preset, input, hand model, training steps."""
+    from core_model.network.checkpoint import read_checkpoint
+    from core_model.pipeline.models import shipped_checkpoint
+
+    try:
+        path = shipped_checkpoint()
+        ckpt = read_checkpoint(path)
+    except (FileNotFoundError, ValueError) as exc:
+        return f"unavailable ({exc})"
+    step = ckpt.extra.get("trained", {}).get("step")
+    return (f"{path.name} ({ckpt.config.preset}, input {ckpt.config.input_size}, hand model {ckpt.hand_model}, "
+            f"{step} training steps)")
 
 
 def format_info(info: dict[str, object]) -> str:
