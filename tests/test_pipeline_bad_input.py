@@ -173,6 +173,12 @@ def test_checkpoint_of_another_architecture(tmp_path, capsys, openhand):
     assert left_behind(tmp_path, {"c.avi", "resnet.pt", "plain.pt"}) == []
 
 
+def _default_sigint() -> None:
+    """A test runner started in the background (``cmd &`` in a script) has SIGINT ignored, which its children
+    inherit, and Python then installs no Ctrl-C handler: give the run the default a terminal user has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_in_the_middle_leaves_nothing(tmp_path, signum):
     clip = write(tmp_path / "long.avi", noise(480, 120, 160))
@@ -181,7 +187,7 @@ def test_ctrl_c_in_the_middle_leaves_nothing(tmp_path, signum):
     # finished 240 frames before it).
     proc = subprocess.Popen([sys.executable, "-m", "core_model.cli", "run", str(clip), "-o", str(out), "--roi",
                              "10,10,100,100", "--batch", "1", "--untrained", "lite"], cwd=REPO,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     lines = []
     deadline = time.monotonic() + 240
     try:
