@@ -93,7 +93,6 @@ def evaluate_row(args: argparse.Namespace, label: str, folder: Path) -> dict | N
     checkpoint = folder / "last.pt"
     if not checkpoint.is_file():
         return None
-    state = json.loads((folder / "config.json").read_text())
     out = folder / "eval"
     cached = out / "metrics.json"
     digest = file_sha256(checkpoint)
@@ -103,9 +102,7 @@ def evaluate_row(args: argparse.Namespace, label: str, folder: Path) -> dict | N
             return data
     print(f"evaluating {label} ({checkpoint})", flush=True)
     evaluate_checkpoint(checkpoint, [str(args.test)], out, device=args.device, label=label)
-    data = json.loads(cached.read_text())
-    data["meta"]["total_steps"] = state["total_steps"]
-    return data
+    return json.loads(cached.read_text())
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
