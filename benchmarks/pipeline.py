@@ -129,14 +129,16 @@ def model_alone(preset: str, batch: int, device: str = "cuda", steps: int = 20) 
 
     dev = torch.device(device)
     model = STCNet(STCNetConfig.from_preset(preset), load_hand_model("openhand")).to(dev).eval()
-    wm = STCNetWindowModel(model)
+    lm = torch.zeros(batch, model.config.frames, 2, 21, 3, device=dev) if model.config.landmarks else None
+    wm = STCNetWindowModel(model, None if lm is None else lm.flatten(0, 1).cpu().numpy())
     crops = torch.rand(batch, wm.frames, 3, wm.input_size, wm.input_size, device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     out = {}
     with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16):
-        for name, call in (("forward", lambda: model(crops)),
+        frames = range(batch * wm.frames)
+        for name, call in (("forward", lambda: model(crops, landmarks=lm)),
                            ("encode+head", lambda: wm.head({k: v.unflatten(0, (batch, wm.frames)) for k, v in
-                                                            wm.encode(crops.flatten(0, 1)).items()}))):
+                                                            wm.encode(crops.flatten(0, 1), frames).items()}))):
             call()
             sync()
             start = time.perf_counter()

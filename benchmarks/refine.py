@@ -26,58 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core_model import metrics
+from core_model.data.detector_sim import DetectorErrors, simulate_detections
 from core_model.geometry.alignment import PROTOCOLS
 from core_model.geometry.interpenetration import detect_interpenetration
 from core_model.refine import RefineConfig, RefineInput, Refiner
-
-# ------------------------------------------------------------------------------------------ simulated detector
-
-
-@dataclasses.dataclass
-class DetectorErrors:
-    """Rates of the simulated detector's failures (per hand-frame unless said), drawn in bursts of frames."""
-
-    noise_px: float = 0.008             # Gaussian noise, share of the crop side
-    occluded_drop: float = 0.5          # occluded landmark: dropped (NaN) with this chance, else misplaced
-    occluded_error: float = 0.08        # misplaced occluded landmark: offset, share of the crop side
-    miss: float = 0.08                  # hand not detected
-    swap: float = 0.05                  # frame with the two hands' labels swapped
-    blob: float = 0.03                  # frame with one blob reported for both hands
-    burst: int = 3                      # mean burst length in frames
-
-
-def _bursts(rng: np.random.Generator, shape: tuple[int, ...], rate: float, burst: int) -> np.ndarray:
-    """Bool [T, ...] with about ``rate`` of entries set, in runs of about ``burst`` frames."""
-    starts = rng.random(shape) < rate / burst
-    out = np.zeros(shape, bool)
-    for t in np.argwhere(starts):
-        length = rng.integers(1, 2 * burst)
-        out[(slice(t[0], t[0] + length), *t[1:])] = True
-    return out
-
-
-def simulate_detections(kp2d: np.ndarray, visible: np.ndarray, crop: np.ndarray, rng: np.random.Generator,
-                        err: DetectorErrors) -> tuple[np.ndarray, np.ndarray]:
-    """kp2d [T, 2, 21, 2] ground-truth pixels, visible [T, 2, 21], crop [T] sides -> landmarks, scores."""
-    T = len(kp2d)
-    s = crop[:, None, None, None]
-    det = kp2d + rng.normal(0, err.noise_px, kp2d.shape) * s
-    occluded = ~visible
-    occluded[:, :, [0, 5, 9, 13, 17]] = False            # the palm is always found when the hand is
-    drop = occluded & (rng.random(occluded.shape) < err.occluded_drop)
-    wrong = occluded & ~drop
-    det[wrong] += rng.normal(0, err.occluded_error, (int(wrong.sum()), 2)) * np.broadcast_to(s, det.shape)[wrong]
-    det[drop] = np.nan
-    score = np.clip(rng.normal(0.93, 0.04, (T, 2)), 0, 1)
-    swap = _bursts(rng, (T,), err.swap, err.burst)
-    det[swap] = det[swap][:, ::-1]
-    blob = _bursts(rng, (T,), err.blob, err.burst)
-    keep = rng.integers(0, 2, T)
-    det[blob] = det[blob, keep[blob]][:, None]
-    miss = _bursts(rng, (T, 2), err.miss, err.burst)
-    det[miss], score[miss] = np.nan, np.nan
-    return det.astype(np.float32), score.astype(np.float32)
-
 
 # ------------------------------------------------------------------------------------------ network-like start
 
@@ -134,18 +86,21 @@ def load_sequences(root: Path) -> list[dict[str, np.ndarray]]:
     return out
 
 
-def network_start(seqs, model, device) -> list[dict[str, np.ndarray]]:
+def network_start(seqs, model, device, dets) -> list[dict[str, np.ndarray]]:
     """The network's output on each sequence (non-overlapping windows; crops around the ground-truth boxes),
-    converted to camera-frame wrists through its weak-perspective cameras as the pipeline's arrays would be."""
+    converted to camera-frame wrists through its weak-perspective cameras as the pipeline's arrays would be. A
+    landmark-guided network sees the same simulated detections ``dets`` as the refinement."""
     from PIL import Image
 
-    from core_model.pipeline.region import crop_frame
+    from core_model.network.landmarks import landmark_input
+    from core_model.pipeline.region import crop_frame, landmarks_in_crops
     from core_model.refine.camera import fit_weak_perspective, roots_from_weak_perspective
 
     size, T = model.config.input_size, model.config.frames
     outs = []
-    for seq in seqs:
+    for seq, (det, _) in zip(seqs, dets):
         n = len(seq["betas"])
+        landmarks = landmark_input(torch.from_numpy(landmarks_in_crops(det, seq["bbox"]))).to(device)
         frames = [np.asarray(Image.open(seq["path"] / "rgb" / f"{t:06d}.jpg").convert("RGB")) for t in range(n)]
         crops = np.stack([crop_frame(f, b, size) for f, b in zip(frames, seq["bbox"])])
         starts = list(range(0, n - T + 1, T))
@@ -155,7 +110,7 @@ def network_start(seqs, model, device) -> list[dict[str, np.ndarray]]:
         for s in starts:
             x = torch.from_numpy(crops[s:s + T]).permute(0, 3, 1, 2).float().div(255)[None].to(device)
             with torch.inference_mode():
-                out = model(x)
+                out = model(x, landmarks=landmarks[s:s + T][None] if model.config.landmarks else None)
             for k in ("betas", "global_orient", "hand_pose", "keypoints", "keypoints2d"):
                 acc.setdefault(k, np.zeros((n, *out.__dict__[k].shape[2:]), np.float32))[s:s + T] = \
                     getattr(out, k)[0].float().cpu().numpy()
@@ -221,7 +176,8 @@ def run_synth(args) -> None:
     if args.start in ("network", "both"):
         model, note = load_network(args.checkpoint, hand_model)
         print(f"network start: {note}\n")
-        starts[f"network ({'checkpoint' if args.checkpoint else 'shipped model'})"] = network_start(seqs, model, "cpu")
+        label = f"network ({'checkpoint' if args.checkpoint else 'shipped model'})"
+        starts[label] = network_start(seqs, model, "cpu", dets)
     missed = np.mean([np.isnan(d).all((-1, -2)).mean() for d, _ in dets])
     dropped = np.mean([np.isnan(d).any(-1).mean() for d, _ in dets])
     occluded = np.mean([(~s["visibility"]).mean() for s in seqs])

@@ -108,8 +108,9 @@ def _predict_sequence(model, dataset: WindowDataset, s: int, T: int, overlap: in
         injected = None
         if rel_transl == "gt":
             injected = torch.stack([torch.where(b.root_rel_valid[:, None], b.root_rel, 0.0) for b in built]).to(device)
+        landmarks = (torch.stack([b.landmarks for b in built]).to(device) if model.config.landmarks else None)
         with torch.inference_mode():
-            out = model(images, rel_transl=injected)
+            out = model(images, rel_transl=injected, landmarks=landmarks)
         keypoints = out.keypoints.double().cpu().numpy()
         vertices = out.vertices.double().cpu().numpy()
         for b, (window, item) in enumerate(zip(group, built)):

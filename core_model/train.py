@@ -142,6 +142,7 @@ def _train(config: TrainConfig, resume, processes: distributed.Processes, stop: 
     model.encoder.freeze(config.freeze_stride)
     objective = config.effective_objective()
     injected = objective.gt_rel_transl
+    guided = net_config.landmarks
 
     augmentation = Augmentation() if config.augment else None
     dataset = build_windows(config.data, hand_model, window=config.frames, crop_size=net_config.input_size,
@@ -240,7 +241,8 @@ def _train(config: TrainConfig, resume, processes: distributed.Processes, stop: 
                 rel = gt_rel_transl(window) if injected else None
                 with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                                     enabled=autocast_dtype is not None):
-                    output = net(window.images, rel_transl=rel)
+                    output = net(window.images, rel_transl=rel,
+                                 landmarks=window.landmarks if guided else None)
                 loss = batch_loss(output, window, objective, meshes, injected)
                 if not torch.isfinite(loss.total):
                     raise FloatingPointError(f"loss: not finite at step {progress.step} ({loss.as_floats()})")

@@ -11,7 +11,14 @@ from PIL import Image
 from core_model.data.camera import project
 from core_model.data.synth import generate_dataset
 from core_model.data.synthetic import SyntheticWindows
-from core_model.data.windows import Augmentation, AugmentParams, Window, collate_windows, warp_images
+from core_model.data.windows import (
+    Augmentation,
+    AugmentParams,
+    Window,
+    WindowDataset,
+    collate_windows,
+    warp_images,
+)
 
 SIZE, FRAMES, T, CROP = 96, 12, 5, 64
 
@@ -133,3 +140,53 @@ def test_short_sequences_are_padded_and_arguments_checked(synth_root, openhand):
         SyntheticWindows(synth_root, openhand, window=0)
     with pytest.raises(FileNotFoundError, match="root"):
         SyntheticWindows(synth_root / "missing", openhand)
+
+
+def test_landmarks_are_the_simulated_detectors_view_of_the_crop(dataset):
+    """Without errors the landmarks are the crop keypoints in normalised coordinates; with the default errors they
+    stay near them, are repeatable per window without augmentation, and follow the hands through a flip."""
+    from core_model.data.detector_sim import DetectorErrors
+    from core_model.network.landmarks import pixels_to_input
+
+    exact = WindowDataset(dataset.sequences, dataset.model, window=T, stride=4, crop_size=CROP,
+                          detector=DetectorErrors(0, 0, 0, 0, 0, 0))
+    w = exact.build(0, 0, AugmentParams())
+    assert w.landmarks.shape == (T, 2, 21, 3)
+    torch.testing.assert_close(w.landmarks, pixels_to_input(w.keypoints2d, CROP))
+    assert (w.landmarks[..., :2].abs() < 1).all()  # the keypoints lie inside the crop
+
+    noisy = dataset.build(0, 0, AugmentParams())
+    assert torch.equal(noisy.landmarks, dataset.build(0, 0, AugmentParams()).landmarks)
+    present = noisy.landmarks[..., 2] > 0
+    assert 0.5 < present.float().mean() < 1.0
+    err = (noisy.landmarks[..., :2] - w.landmarks[..., :2]).norm(dim=-1)[present]
+    assert err.median() < 0.05  # the noise is 0.008 of the crop side (0.016 in [-1, 1]), outliers aside
+
+    flipped = exact.build(0, 0, AugmentParams(flip=True))
+    expected = w.landmarks.flip(1).clone()
+    expected[..., 0] = -expected[..., 0]  # a mirrored crop: u -> -u, and the hands trade places
+    torch.testing.assert_close(flipped.landmarks, expected, atol=1e-4, rtol=0)
+
+
+def test_detector_simulation_failure_modes():
+    from core_model.data.detector_sim import DetectorErrors, simulate_detections
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    kp = np.stack([np.full((n, 21, 2), 10.0), np.full((n, 21, 2), 90.0)], 1)
+    visible = np.ones((n, 2, 21), bool)
+    visible[:, :, 8] = False  # the index fingertips are occluded
+    det, score = simulate_detections(kp, visible, np.full(n, 100.0), rng, DetectorErrors())
+    missed = np.isnan(det).all((-1, -2))
+    assert 0.04 < missed.mean() < 0.12 and np.isnan(score[missed]).all()
+    found = ~missed
+    # Palm landmarks are found whenever the hand is; occluded ones are dropped about half the time.
+    assert np.isfinite(det[..., [0, 5, 9, 13, 17], :][found]).all()
+    assert 0.35 < np.isnan(det[..., 8, 0])[found].mean() < 0.65
+    # Swapped or merged frames put a hand's landmarks in the other slot.
+    right_at_left = found[:, 0] & (np.abs(det[:, 0, 0, 0] - 90) < 20)
+    assert 0.03 < right_at_left.mean() < 0.15
+    with pytest.raises(ValueError, match="burst"):
+        DetectorErrors(burst=0)
+    with pytest.raises(ValueError, match="kp2d"):
+        simulate_detections(kp[:, 0], visible, np.full(n, 100.0), rng, DetectorErrors())

@@ -10,6 +10,7 @@ import torch
 from core_model.handmodel.poses import articulation_to_pose, rest_frames, sample_articulations
 from core_model.handmodel.registry import load_hand_model
 from core_model.network import ABLATIONS, STCNet, STCNetConfig, STCNetOutput, ablation, weak_perspective_project
+from core_model.network.landmarks import LandmarkEmbedding, landmark_input
 from core_model.network.temporal import TemporalEncoder
 
 SMALL = 64  # input side for the fast tests: 2x2 and 4x4 feature maps
@@ -114,13 +115,20 @@ def test_mhsa_spans_both_hands(hand_model):
     assert (before[:, :, 0] - after[:, :, 0]).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("variant", ["full", "baseline", "no-mhca", "resnet18"])
+def landmarks(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
+    """[B, T, 2, 21, 3] random landmarks in the model's input format, the left hand missing on frame 0."""
+    uv = torch.rand(batch, frames, 2, 21, 2, generator=torch.Generator().manual_seed(seed)) * 1.6 - 0.8
+    uv[:, 0, 1] = float("nan")
+    return landmark_input(uv)
+
+
+@pytest.mark.parametrize("variant", ["full", "baseline", "no-mhca", "resnet18", "landmarks"])
 def test_gradient_reaches_every_parameter(hand_model, variant):
-    overrides = {"full": {}, "resnet18": {"encoder": "resnet18"}}.get(variant)
+    overrides = {"full": {}, "resnet18": {"encoder": "resnet18"}, "landmarks": {"landmarks": True}}.get(variant)
     config_overrides = overrides if overrides is not None else {
         "temporal_encoder": ablation(variant).temporal_encoder, "cross_attention": ablation(variant).cross_attention}
     net = small_lite(hand_model, **config_overrides).train()
-    out = net(images(2, 3, SMALL))
+    out = net(images(2, 3, SMALL), landmarks=landmarks(2, 3) if variant == "landmarks" else None)
     loss = out.keypoints.square().mean() + out.vertices.square().mean() + out.keypoints2d.square().mean() \
         + out.betas.square().mean() + out.rel_transl_pred.square().mean()
     loss.backward()
@@ -223,6 +231,36 @@ def test_forward_validates_its_inputs(hand_model):
         net(torch.rand(2, 3, SMALL, SMALL))
     with pytest.raises(ValueError, match="rel_transl"):
         net(images(1, 2, SMALL), rel_transl=torch.zeros(1, 3, 3))
+    with pytest.raises(ValueError, match=r"landmarks: .* takes no landmarks"):
+        net(images(1, 2, SMALL), landmarks=landmarks(1, 2))
+    guided = small_lite(hand_model, landmarks=True).eval()
+    with pytest.raises(ValueError, match=r"landmarks: .* needs the detector's landmarks"):
+        guided(images(1, 2, SMALL))
+    with pytest.raises(ValueError, match="landmarks: expected shape"):
+        guided(images(1, 2, SMALL), landmarks=landmarks(1, 3))
+
+
+def test_landmark_embedding_is_translation_free_and_ignores_missing_landmarks():
+    """Moving a hand's landmarks in the crop changes only the palm-centre input, and a missing landmark's
+    coordinates (whatever they are) never reach the network."""
+    torch.manual_seed(0)
+    embed = LandmarkEmbedding(8, 16)
+    for mlp in embed.sides:
+        torch.nn.init.normal_(mlp[-1].weight)
+    uv = torch.rand(1, 2, 21, 2) - 0.5
+    uv[0, 0, 20] = float("nan")
+    base = landmark_input(uv)
+    x = embed(base)
+    other = base.clone()
+    other[0, 0, 20, :2] = 0.7  # a coordinate behind a presence flag of 0
+    assert torch.equal(embed(other), x)
+    moved = base.clone()
+    moved[0, 1, :, :2] += 0.2 * moved[0, 1, :, 2:]  # the left hand moves
+    y = embed(moved)
+    assert torch.equal(y[0, 0], x[0, 0]) and not torch.allclose(y[0, 1], x[0, 1])
+    # Only the palm centre moved: its input differs by exactly the shift.
+    centre = lambda lm: (lm[..., [0, 5, 9, 13, 17], :2] * lm[..., [0, 5, 9, 13, 17], 2:]).sum(-2) / 5  # noqa: E731
+    torch.testing.assert_close(centre(moved)[0, 1] - centre(base)[0, 1], torch.tensor([0.2, 0.2]))
 
 
 def test_config_validation_and_round_trip():

@@ -137,23 +137,43 @@ def test_bad_inputs_name_the_argument():
         list(run_windows(model, crops_for(10, size=8), windows, overlap=2))
 
 
-def small_stcnet(openhand, frames: int = 4):
+def small_stcnet(openhand, frames: int = 4, preset: str = "lite"):
     from core_model.network import STCNet, STCNetConfig
 
     torch.manual_seed(0)
-    return STCNet(STCNetConfig.from_preset("lite", input_size=64, frames=frames), openhand,
-                  imagenet_weights=None).eval()
+    model = STCNet(STCNetConfig.from_preset(preset, input_size=64, frames=frames), openhand,
+                   imagenet_weights=None).eval()
+    if model.landmarks is not None:  # its last layer starts at zero: give the landmarks a visible effect
+        for mlp in model.landmarks.sides:
+            torch.nn.init.normal_(mlp[-1].weight, std=0.1)
+    return model
 
 
-def test_stcnet_encoded_once_per_frame_matches_its_forward(openhand):
+def random_landmarks(n: int) -> np.ndarray:
+    """[n, 2, 21, 3] landmarks in the model's input format, a few hands missing."""
+    from core_model.network.landmarks import landmark_input
+
+    uv = torch.rand(n, 2, 21, 2) * 1.6 - 0.8
+    uv[::3, 1] = float("nan")
+    return landmark_input(uv).numpy()
+
+
+@pytest.mark.parametrize("preset", ["lite", "lite-landmarks"])
+def test_stcnet_encoded_once_per_frame_matches_its_forward(openhand, preset):
+    """The encode/head split gives what forward gives; a landmark-guided model takes each frame's landmarks by
+    its index in the video."""
     from core_model.pipeline.inference import STCNetWindowModel
 
-    model = small_stcnet(openhand)
-    wm = STCNetWindowModel(model)
+    model = small_stcnet(openhand, preset=preset)
+    landmarks = random_landmarks(8) if preset == "lite-landmarks" else None
+    wm = STCNetWindowModel(model, landmarks)
     crops = torch.rand(2, 4, 3, 64, 64)
+    given = None if landmarks is None else torch.from_numpy(landmarks).unflatten(0, (2, 4))
     with torch.inference_mode():
-        full = model(crops).tensors()
-        features = {k: v.unflatten(0, (2, 4)) for k, v in wm.encode(crops.flatten(0, 1)).items()}
+        full = model(crops, landmarks=given).tensors()
+        if given is not None:  # the landmarks change the output: the comparison below is not vacuous
+            assert (model(crops, landmarks=torch.zeros_like(given)).betas - full["betas"]).abs().max() > 1e-4
+        features = {k: v.unflatten(0, (2, 4)) for k, v in wm.encode(crops.flatten(0, 1), range(8)).items()}
         head = wm.head(features)
     finished = wm.finish({k: v.flatten(0, 1).numpy() for k, v in head.items() if k not in
                           ("mhsa_attention", "mhca_attention")})
@@ -169,7 +189,7 @@ def test_each_frame_is_encoded_once_across_overlapping_windows(openhand):
     wm = STCNetWindowModel(small_stcnet(openhand))
     encoded = []
     original = wm.encode
-    wm.encode = lambda crops: encoded.append(len(crops)) or original(crops)
+    wm.encode = lambda crops, frames: encoded.append(len(crops)) or original(crops, frames)
     n = 17
     windows = plan_windows(np.ones(n, bool), 4, 2)
     updates = list(run_windows(wm, crops_for(n, size=64), windows, overlap=2, batch=3, encode_batch=5))
@@ -216,7 +236,7 @@ def test_blended_meshes_are_the_blended_parameters_posed(openhand):
     for w in windows[:2]:
         images = torch.from_numpy(np.stack([crops[f][1] for f in w.frames]))[None].permute(0, 1, 4, 2, 3) / 255
         with torch.inference_mode():
-            features = {k: v[None] for k, v in wm.encode(images[0].float()).items()}
+            features = {k: v[None] for k, v in wm.encode(images[0].float(), w.frames).items()}
             head = {k: v[0].numpy() for k, v in wm.head(features).items() if k not in ("mhsa_attention",
                                                                                        "mhca_attention")}
         per_window.append(wm.finish(head)["vertices"])
@@ -227,3 +247,24 @@ def test_blended_meshes_are_the_blended_parameters_posed(openhand):
     averaged = (wa * a + wb * b) / (wa + wb)
     frames = windows[0].frames[shared:]
     assert np.abs(averaged - out["vertices"][frames]).max() > 1e-3  # metres: a millimetre and more
+
+
+def test_landmarks_in_crops_map_the_crop_square_onto_minus_one_to_one():
+    from core_model.pipeline.region import crop_frame, landmarks_in_crops
+
+    bbox = np.array([[10.0, 20.0, 100.0, 100.0], [np.nan] * 4])
+    keypoints = np.full((2, 2, 21, 2), 60.0)
+    keypoints[0, 0, 0] = (10.0, 20.0)      # the crop's top-left corner
+    keypoints[0, 0, 1] = (110.0, 120.0)    # its bottom-right corner
+    keypoints[0, 1] = np.nan               # a hand the detector missed
+    uv = landmarks_in_crops(keypoints, bbox)
+    np.testing.assert_allclose(uv[0, 0, 0], [-1, -1])
+    np.testing.assert_allclose(uv[0, 0, 1], [1, 1])
+    np.testing.assert_allclose(uv[0, 0, 2], [0.0, -0.2])
+    assert np.isnan(uv[0, 1]).all() and np.isnan(uv[1]).all()
+    # The same point in the crop the pipeline cuts: the pixel whose corner is at (60, 60) lands beside uv (0, -0.2).
+    frame = np.zeros((200, 200, 3), np.uint8)
+    frame[60, 60] = 255
+    crop = crop_frame(frame, bbox[0], 100)
+    y, x = np.unravel_index(crop[..., 0].argmax(), crop.shape[:2])
+    np.testing.assert_allclose(2 * (np.array([x, y]) + 0.5) / 100 - 1, [0.01, -0.19], atol=1e-6)

@@ -81,16 +81,19 @@ def test_run_bad_inputs(tmp_path, capsys):
     assert not list(tmp_path.glob("**/*.npz"))
 
 
-def test_run_end_to_end_with_a_manual_region_and_cancel(tmp_path, openhand):
+@pytest.mark.parametrize("preset", ["lite", "lite-landmarks"])
+def test_run_end_to_end_with_a_manual_region_and_cancel(tmp_path, openhand, preset):
+    """A manual region on a clip without hands: the run completes (a landmark-guided model with every landmark
+    absent) and a cancelled run leaves nothing behind."""
     from core_model.network import STCNet, STCNetConfig
     from core_model.pipeline.inference import CancelledError
     from core_model.pipeline.run import reconstruct
     from core_model.results import load_result
 
     clip = write_clip(tmp_path / "c.avi", n=14)
-    model = STCNet(STCNetConfig.from_preset("lite", input_size=64, frames=4), openhand, imagenet_weights=None).eval()
+    model = STCNet(STCNetConfig.from_preset(preset, input_size=64, frames=4), openhand, imagenet_weights=None).eval()
     out = tmp_path / "r.npz"
-    events = list(reconstruct(clip, out, model, model_preset="lite", roi=(10, 10, 100, 100), batch=2))
+    events = list(reconstruct(clip, out, model, model_preset=preset, roi=(10, 10, 100, 100), batch=2))
     assert [e.stage for e in events][-1] == "done"
     model_events = [e for e in events if e.stage == "model"]
     assert model_events[-1].done == model_events[-1].total and len(model_events) > 1
@@ -102,7 +105,7 @@ def test_run_end_to_end_with_a_manual_region_and_cancel(tmp_path, openhand):
     out.unlink()
     calls = []
     with pytest.raises(CancelledError):
-        for _ in reconstruct(clip, out, model, model_preset="lite", roi=(10, 10, 100, 100), batch=1,
+        for _ in reconstruct(clip, out, model, model_preset=preset, roi=(10, 10, 100, 100), batch=1,
                              cancel=lambda: calls.append(1) or len(calls) > 2):
             pass
     assert not out.exists() and not list(tmp_path.glob("*.npz"))

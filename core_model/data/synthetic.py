@@ -49,6 +49,7 @@ def load_synthetic_sequences(root: str | Path, hand_model) -> list[SequenceAnnot
             params_valid=np.full((n, 2), same_model),
             vertices=vertices if same_model else None,
             vertices_valid=np.full((n, 2), same_model),
+            visible=ann["visibility"].astype(bool) if "visibility" in ann else None,
         ))
     return sequences
 

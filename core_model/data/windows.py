@@ -24,6 +24,8 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 from core_model.data.camera import crop_affine, project, rotation_z, square_box
+from core_model.data.detector_sim import DetectorErrors, simulate_detections
+from core_model.network.landmarks import pixels_to_input
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])
 AXIS_ANGLE_MIRROR = np.array([1.0, -1.0, -1.0])
@@ -39,7 +41,9 @@ class SequenceAnnotations:
     used for the crop where the keypoints are missing); params: betas [N,2,10], global_orient [N,2,3],
     hand_pose [N,2,45] (full articulation: MANO's mean already added), transl [N,2,3], or None;
     params_valid [N, 2] bool (valid for the hand model the dataset was built with); vertices: a function of frame
-    indices returning [n, 2, V, 3] for that model, or None; vertices_valid [N, 2] bool.
+    indices returning [n, 2, V, 3] for that model, or None; vertices_valid [N, 2] bool; visible [N, 2, 21] bool
+    (the keypoint is seen in the image, not occluded; None: every valid keypoint counts as seen), for the
+    simulated detector.
     """
 
     name: str
@@ -55,6 +59,7 @@ class SequenceAnnotations:
     params_valid: np.ndarray | None = None
     vertices: Callable[[np.ndarray], np.ndarray] | None = None
     vertices_valid: np.ndarray | None = None
+    visible: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.image_paths)
@@ -65,6 +70,8 @@ class SequenceAnnotations:
                 raise ValueError(f"{key}: expected shape {shape}, got {getattr(self, key).shape} ({self.name})")
         if self.boxes is not None and self.boxes.shape != (n, 2, 4):
             raise ValueError(f"boxes: expected shape {(n, 2, 4)}, got {self.boxes.shape} ({self.name})")
+        if self.visible is not None and self.visible.shape != (n, 2, 21):
+            raise ValueError(f"visible: expected shape {(n, 2, 21)}, got {self.visible.shape} ({self.name})")
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -84,7 +91,9 @@ class Window:
     root translation); root_rel_valid [T] bool; crop_box [T, 4] the un-rotated crop square in original pixels
     (x0, y0, x1, y1); crop_affine [T, 3, 3] original pixels -> crop pixels; K [T, 3, 3] original intrinsics;
     K_crop [T, 3, 3] crop intrinsics; image_size [2] original (width, height); flipped [] bool; frame_index [T]
-    index in the sequence (-1 for padding); sequence [] index into ``WindowDataset.sequences``.
+    index in the sequence (-1 for padding); sequence [] index into ``WindowDataset.sequences``;
+    landmarks [T, 2, 21, 3] a simulated 2D detector's landmarks in the model's input format
+    (:mod:`core_model.network.landmarks`: normalised crop coordinates and presence).
     """
 
     images: torch.Tensor
@@ -110,6 +119,7 @@ class Window:
     flipped: torch.Tensor
     frame_index: torch.Tensor
     sequence: torch.Tensor
+    landmarks: torch.Tensor
 
     def to_dict(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -260,12 +270,14 @@ class WindowDataset(torch.utils.data.Dataset):
     index -1 on the padding) when ``pad_short``, else none. ``hand_model`` is the model in use: parameters are
     reported valid only where the sequence's are valid for it, and vertices have its vertex count.
     ``augmentation`` None gives centred, unaugmented crops (evaluation). ``margin``: crop side over the hands'
-    extent. Each item is a dict with the fields of :class:`Window`.
+    extent. ``detector``: the error rates of the simulated 2D detector whose landmarks fill ``landmarks`` (None:
+    the defaults of :class:`DetectorErrors`), drawn afresh with each augmentation and fixed per window without
+    augmentation, so evaluation is repeatable. Each item is a dict with the fields of :class:`Window`.
     """
 
     def __init__(self, sequences: Sequence[SequenceAnnotations], hand_model, window: int = 10,
                  stride: int | None = None, crop_size: int = 256, augmentation: Augmentation | None = None,
-                 margin: float = 1.3, pad_short: bool = True) -> None:
+                 margin: float = 1.3, pad_short: bool = True, detector: DetectorErrors | None = None) -> None:
         if window < 1:
             raise ValueError(f"window: expected at least 1 frame, got {window}")
         if stride is not None and stride < 1:
@@ -281,6 +293,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.crop_size = crop_size
         self.augmentation = augmentation
         self.margin = margin
+        self.detector = detector or DetectorErrors()
         self.index: list[tuple[int, int]] = []
         for s, seq in enumerate(self.sequences):
             n = len(seq)
@@ -299,14 +312,17 @@ class WindowDataset(torch.utils.data.Dataset):
         if not 0 <= item < len(self.index):
             raise IndexError(f"item: {item} outside [0, {len(self.index)})")
         s, start = self.index[item]
-        aug = AugmentParams()
+        aug, detector_rng = AugmentParams(), None
         if self.augmentation is not None:
             seed = int(torch.randint(0, 2 ** 62, ()).item())  # follows torch.manual_seed and worker seeding
             aug = self.augmentation.sample(np.random.default_rng(seed))
-        return self.build(s, start, aug).to_dict()
+            detector_rng = np.random.default_rng([seed, 1])
+        return self.build(s, start, aug, detector_rng).to_dict()
 
-    def build(self, s: int, start: int, aug: AugmentParams) -> Window:
-        """The window of sequence ``s`` starting at frame ``start`` under augmentation ``aug``."""
+    def build(self, s: int, start: int, aug: AugmentParams, detector_rng: np.random.Generator | None = None
+              ) -> Window:
+        """The window of sequence ``s`` starting at frame ``start`` under augmentation ``aug``; the simulated
+        detector draws from ``detector_rng`` (None: a generator fixed by ``s`` and ``start``)."""
         seq = self.sequences[s]
         n, T, S = len(seq), self.window, self.crop_size
         frames = np.arange(start, start + T)
@@ -316,6 +332,7 @@ class WindowDataset(torch.utils.data.Dataset):
         K = seq.K[idx].astype(np.float64)
         kp3d = seq.keypoints3d[idx].astype(np.float64)
         joint_valid = seq.joint_valid[idx] & real[:, None, None]
+        visible = joint_valid if seq.visible is None else joint_valid & seq.visible[idx]
         hand_valid = seq.hand_valid[idx] & real[:, None]
         labelled = seq.labelled[idx] & real
 
@@ -363,12 +380,15 @@ class WindowDataset(torch.utils.data.Dataset):
             K_crop = flip @ K_crop @ MIRROR
             kp3d = (kp3d @ MIRROR)[:, ::-1]
             vertices = (vertices @ MIRROR)[:, ::-1]
-            joint_valid, hand_valid = joint_valid[:, ::-1], hand_valid[:, ::-1]
+            joint_valid, hand_valid, visible = joint_valid[:, ::-1], hand_valid[:, ::-1], visible[:, ::-1]
             params_valid, vertices_valid = params_valid[:, ::-1], vertices_valid[:, ::-1]
             params = mirror_params(params)
             affines = flip @ affines
 
         kp2d = project(kp3d, K_crop[:, None, None])
+        detector_rng = np.random.default_rng([s, start]) if detector_rng is None else detector_rng
+        detected, _ = simulate_detections(kp2d, visible, np.full(T, float(S)), detector_rng, self.detector,
+                                          valid=joint_valid & hand_valid[..., None])
         kp3d = np.where(joint_valid[..., None], kp3d, 0.0)
         kp2d = np.where(joint_valid[..., None], kp2d, 0.0)
         for key in params:
@@ -391,7 +411,8 @@ class WindowDataset(torch.utils.data.Dataset):
             crop_box=f32(crop_box), crop_affine=f32(affines), K=f32(K), K_crop=f32(K_crop),
             image_size=torch.tensor(seq.image_size, dtype=torch.int64), flipped=torch.tensor(flipped),
             frame_index=torch.from_numpy(np.where(real, frames, -1).astype(np.int64)),
-            sequence=torch.tensor(s, dtype=torch.int64))
+            sequence=torch.tensor(s, dtype=torch.int64),
+            landmarks=pixels_to_input(torch.from_numpy(detected), S))
 
     def _params(self, seq: SequenceAnnotations, idx: np.ndarray, real: np.ndarray, rot: np.ndarray):
         T = len(idx)

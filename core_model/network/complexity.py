@@ -61,20 +61,24 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, dict[str, int]]:
     return sum(p.numel() for p in model.parameters() if p.requires_grad), by_part
 
 
-def _window(model: STCNet, frames: int, batch: int = 1) -> torch.Tensor:
+def _window(model: STCNet, frames: int, batch: int = 1) -> dict[str, torch.Tensor]:
+    """The forward's inputs: random crops, and every landmark present for a landmark-guided model."""
     device = next(model.parameters()).device
     size = model.config.input_size
-    return torch.rand(batch, frames, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    inputs = {"images": torch.rand(batch, frames, 3, size, size, generator=torch.Generator().manual_seed(0))}
+    if model.config.landmarks:
+        inputs["landmarks"] = torch.ones(batch, frames, 2, 21, 3)
+    return {k: v.to(device) for k, v in inputs.items()}
 
 
 def count_flops(model: STCNet, frames: int) -> tuple[int, dict[str, int]]:
     """(FLOPs of one forward over a batch-1 window of ``frames`` frames, per top-level part); 2 FLOPs per MAC."""
-    images = _window(model, frames)
+    inputs = _window(model, frames)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False, depth=2) as counter:
-            model(images)
+            model(**inputs)
     finally:
         model.train(was_training)
     counts = counter.get_flop_counts()
@@ -87,8 +91,8 @@ def measure_latency(model: STCNet, frames: int, runs: int = 3, warmup: int = 1) 
     """Median wall time in milliseconds of a batch-1 forward over one window (no gradients, eval mode)."""
     if runs < 1:
         raise ValueError(f"runs: expected at least 1, got {runs}")
-    images = _window(model, frames)
-    device = images.device
+    inputs = _window(model, frames)
+    device = inputs["images"].device
     was_training = model.training
     model.eval()
     times = []
@@ -98,7 +102,7 @@ def measure_latency(model: STCNet, frames: int, runs: int = 3, warmup: int = 1) 
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 start = time.perf_counter()
-                model(images)
+                model(**inputs)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 if i >= warmup:

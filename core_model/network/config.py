@@ -35,6 +35,8 @@ class STCNetConfig:
     dropout: dropout in attention and feed-forward blocks.
     temporal_encoder: False gives the paper's "Baseline" (per-frame extractor features straight to the decoder).
     cross_attention: False drops both MHCA of every temporal block ("w/o MHCA").
+    landmarks: True adds the landmark-guided input (:mod:`core_model.network.landmarks`): a 2D detector's landmarks
+        of both hands, embedded and added to each hand's feature. Not in the paper; the RGB-only path is its own.
     """
 
     preset: str = "lite"
@@ -50,6 +52,7 @@ class STCNetConfig:
     dropout: float = 0.1
     temporal_encoder: bool = True
     cross_attention: bool = True
+    landmarks: bool = False
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODER_CHANNELS:
@@ -117,4 +120,7 @@ PRESETS: dict[str, STCNetConfig] = {
                           ffn_ratio=1.0, out_dim=512, chirality_hidden=256, decoder_hidden=512, dropout=0.1),
     # CPU-friendly: EfficientNet-Lite0 with ImageNet weights at 224, the resolution those weights were trained at.
     "lite": STCNetConfig(),
+    # The lite network guided by the detector's 2D landmarks: what the app ships (it learns pose from renders in
+    # CPU hours, and sees the same input on real video).
+    "lite-landmarks": STCNetConfig(preset="lite-landmarks", landmarks=True),
 }

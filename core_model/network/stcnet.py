@@ -13,6 +13,7 @@ from core_model.network.config import STCNetConfig
 from core_model.network.decoder import DecodedParameters, ManoRegressor, weak_perspective_project
 from core_model.network.encoder import DEFAULT_WEIGHTS, FrameEncoder
 from core_model.network.extractor import MultiScaleExtractor
+from core_model.network.landmarks import LandmarkEmbedding
 from core_model.network.output import STCNetOutput
 from core_model.network.temporal import TemporalEncoder
 
@@ -38,6 +39,7 @@ class STCNet(nn.Module):
         c1, c2 = config.channels
         self.encoder = FrameEncoder(config.encoder, imagenet_weights)
         self.extractor = MultiScaleExtractor(c1, config.chirality_hidden)
+        self.landmarks = LandmarkEmbedding(c1, config.decoder_hidden) if config.landmarks else None
         self.temporal = TemporalEncoder(config) if config.temporal_encoder else None
         # The Baseline feeds the extractor's four per-frame features (f^h, f_1^global, f_2^global) to the decoder.
         decoder_in = config.out_dim if config.temporal_encoder else 2 * c1 + c2
@@ -49,19 +51,23 @@ class STCNet(nn.Module):
     def hand_model_name(self) -> str:
         return self.hand_model.name
 
-    def forward(self, images: torch.Tensor, rel_transl: torch.Tensor | None = None) -> STCNetOutput:
+    def forward(self, images: torch.Tensor, rel_transl: torch.Tensor | None = None,
+                landmarks: torch.Tensor | None = None) -> STCNetOutput:
         """images: [B, T, 3, S, S] RGB in [0, 1], S = ``config.input_size``; rel_transl: optional [B, T, 3] ground
-        truth (left wrist minus right wrist, metres) to place the left hand with, as in the paper's setting."""
+        truth (left wrist minus right wrist, metres) to place the left hand with, as in the paper's setting;
+        landmarks: [B, T, 2, 21, 3] the detector's landmarks in the crop (:mod:`core_model.network.landmarks`),
+        required by a landmark-guided model and refused by others."""
         size = self.config.input_size
         if images.ndim != 5 or images.shape[2] != 3 or images.shape[-2:] != (size, size):
             raise ValueError(f"images: expected [B, T, 3, {size}, {size}] RGB in [0, 1], got {tuple(images.shape)}")
         batch, frames = images.shape[:2]
         if rel_transl is not None and rel_transl.shape != (batch, frames, 3):
             raise ValueError(f"rel_transl: expected shape {(batch, frames, 3)}, got {tuple(rel_transl.shape)}")
+        self.check_landmarks(landmarks, (batch, frames))
 
         f1, f2 = self.encoder(images.flatten(0, 1))                   # weights shared across the B * T frames
         ext = self.extractor(f1, f2)
-        hands = ext.hands.unflatten(0, (batch, frames))                # [B, T, 2, C1]
+        hands = self.guide(ext.hands.unflatten(0, (batch, frames)), landmarks)  # [B, T, 2, C1]
         global1 = ext.global1.unflatten(0, (batch, frames))
         global2 = ext.global2.unflatten(0, (batch, frames))
         if self.temporal is not None:
@@ -75,6 +81,23 @@ class STCNet(nn.Module):
         with torch.autocast(images.device.type, enabled=False):    # the hand model runs in float32
             return self.pose_hands(params, rel_transl, ext.weight_maps.unflatten(0, (batch, frames)).float(),
                                     mhsa, mhca)
+
+    def check_landmarks(self, landmarks: torch.Tensor | None, leading: tuple[int, ...]) -> None:
+        if self.landmarks is None:
+            if landmarks is not None:
+                raise ValueError(f"landmarks: the {self.config.preset!r} model takes no landmarks (RGB only)")
+            return
+        if landmarks is None:
+            raise ValueError(f"landmarks: the {self.config.preset!r} model is landmark-guided and needs the "
+                             f"detector's landmarks, shape {(*leading, 2, 21, 3)}")
+        if tuple(landmarks.shape) != (*leading, 2, 21, 3):
+            raise ValueError(f"landmarks: expected shape {(*leading, 2, 21, 3)}, got {tuple(landmarks.shape)}")
+
+    def guide(self, hands: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
+        """Each hand's feature [..., 2, C1] plus its landmarks' embedding (landmark-guided models only)."""
+        if self.landmarks is None or landmarks is None:
+            return hands
+        return hands + self.landmarks(landmarks.to(hands.dtype))
 
     def pose_hands(self, params: DecodedParameters, rel_transl: torch.Tensor | None, chirality_maps: torch.Tensor,
                    mhsa: torch.Tensor | None, mhca: torch.Tensor | None) -> STCNetOutput:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -36,7 +36,8 @@ class WindowModel(Protocol):
 
     Optional, and used by :func:`run_windows` when present:
 
-    - ``encode(crops [F, 3, S, S]) -> {name: [F, ...]}`` and ``head(features {name: [B, T, ...]}) -> outputs``:
+    - ``encode(crops [F, 3, S, S], frames [F] indices) -> {name: [F, ...]}`` and
+      ``head(features {name: [B, T, ...]}) -> outputs``:
       the per-frame part of the model split from the per-window part, so that a frame shared by overlapping
       windows is encoded once (the encoder is most of the cost, and it sees one frame at a time anyway);
     - ``finish(blended {name: [F, ...] numpy}) -> {name: [F, ...] numpy}``: recompute what derives from the
@@ -56,29 +57,41 @@ class STCNetWindowModel:
     (EfficientNet / ResNet, with its batch norm in eval mode) gives the same features for a frame whichever window
     holds it; encoding each frame once halves the work at the default overlap of T/2. ``tests`` check that the
     split gives what ``forward`` gives. Blended parameters are posed through the hand model once per frame by
-    :meth:`finish`, so vertices, keypoints and 2D keypoints are exactly those of the blended parameters."""
+    :meth:`finish`, so vertices, keypoints and 2D keypoints are exactly those of the blended parameters.
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    ``landmarks`` [N, 2, 21, 3]: the detector's landmarks of every frame of the video in the model's input format
+    (:mod:`core_model.network.landmarks`), for a landmark-guided model (which refuses to run without them)."""
+
+    def __init__(self, model: torch.nn.Module, landmarks: np.ndarray | None = None) -> None:
         self.model = model
         self.input_size = int(model.config.input_size)
         self.frames = int(model.config.frames)
+        if model.config.landmarks and landmarks is None:
+            raise ValueError(f"landmarks: the {model.config.preset!r} model is landmark-guided; pass the "
+                             "detector's landmarks of every frame")
+        self.landmarks = torch.from_numpy(np.asarray(landmarks, np.float32)) if model.config.landmarks else None
 
-    def __call__(self, crops: torch.Tensor) -> Mapping[str, torch.Tensor]:
-        return self.model(crops).tensors()
+    def __call__(self, crops: torch.Tensor, landmarks: torch.Tensor | None = None) -> Mapping[str, torch.Tensor]:
+        return self.model(crops, landmarks=landmarks).tensors()
 
-    def encode(self, crops: torch.Tensor) -> dict[str, torch.Tensor]:
-        """[F, 3, S, S] -> per-frame features (channels-last input: about 1.4x faster convolutions on CPU)."""
+    def encode(self, crops: torch.Tensor, frames: Sequence[int]) -> dict[str, torch.Tensor]:
+        """[F, 3, S, S] crops of video frames ``frames`` -> per-frame features (channels-last input: about 1.4x
+        faster convolutions on CPU)."""
         m = self.model
         f1, f2 = m.encoder(crops.contiguous(memory_format=torch.channels_last))
         ext = m.extractor(f1, f2)
-        return {"hands": ext.hands, "global1": ext.global1, "global2": ext.global2,
-                "chirality_maps": ext.weight_maps}
+        out = {"hands": ext.hands, "global1": ext.global1, "global2": ext.global2,
+               "chirality_maps": ext.weight_maps}
+        if self.landmarks is not None:
+            out["landmarks"] = self.landmarks[list(frames)].to(crops.device)
+        return out
 
     def head(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Windows of per-frame features [B, T, ...] -> the decoded hand-model parameters per frame, attention
         maps per window (what ``STCNet.forward`` computes between the extractor and the hand model)."""
         m = self.model
-        hands, global1, global2 = features["hands"], features["global1"], features["global2"]
+        hands = m.guide(features["hands"], features.get("landmarks"))
+        global1, global2 = features["global1"], features["global2"]
         out: dict[str, torch.Tensor] = {}
         if m.temporal is not None:
             temporal = m.temporal(hands, global1, global2)
@@ -181,13 +194,13 @@ def _rotvec(matrices: np.ndarray) -> np.ndarray:
     return roma.rotmat_to_rotvec(torch.from_numpy(np.ascontiguousarray(matrices))).numpy()
 
 
-def _frame_parts(model: WindowModel) -> tuple[Callable[[torch.Tensor], Mapping[str, torch.Tensor]],
+def _frame_parts(model: WindowModel) -> tuple[Callable[[torch.Tensor, list[int]], Mapping[str, torch.Tensor]],
                                                 Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]]:
     """The model's (encode, head); a model without them is its own head over the crops."""
     encode, head = getattr(model, "encode", None), getattr(model, "head", None)
     if encode is not None and head is not None:
         return encode, head
-    return (lambda crops: {"crops": crops}), (lambda features: model(features["crops"]))
+    return (lambda crops, frames: {"crops": crops}), (lambda features: model(features["crops"]))
 
 
 def run_windows(model: WindowModel, crops: Iterable[tuple[int, np.ndarray]], windows: list[Window], *,
@@ -244,7 +257,7 @@ def run_windows(model: WindowModel, crops: Iterable[tuple[int, np.ndarray]], win
             for at in range(0, len(needed), encode_batch):
                 ids = needed[at: at + encode_batch]
                 images = torch.from_numpy(np.stack([pending.pop(f) for f in ids])).to(device)
-                encoded = encode(images.permute(0, 3, 1, 2).float().div_(255.0))
+                encoded = encode(images.permute(0, 3, 1, 2).float().div_(255.0), ids)
                 for k, f in enumerate(ids):
                     features[f] = {name: value[k] for name, value in encoded.items()}
             names = features[int(group[0].frames[0])].keys()

@@ -291,6 +291,13 @@ def crop_transform(bbox: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def landmarks_in_crops(keypoints: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+    """Frame-pixel landmarks [N, ..., 2] (continuous coordinates, as the detector gives them) and crops [N, 4] ->
+    normalised crop coordinates, the crop's edges at -1 and 1 (NaN stays NaN, and so does a frame without crop)."""
+    bbox = np.asarray(bbox, np.float64).reshape((len(bbox),) + (1,) * (np.ndim(keypoints) - 2) + (4,))
+    return (2.0 * (np.asarray(keypoints, np.float64) - bbox[..., :2]) / bbox[..., 2:3] - 1.0).astype(np.float32)
+
+
 def crop_frame(frame: np.ndarray, bbox: np.ndarray, size: int) -> np.ndarray:
     """The square crop ``bbox`` (x, y, side, side) of an RGB frame resized to ``size`` x ``size``; parts outside
     the frame are black. The crop is cut first and then resized with area averaging, so a small crop of an 8K

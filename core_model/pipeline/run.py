@@ -28,10 +28,17 @@ import numpy as np
 import torch
 
 from core_model import __version__
+from core_model.network.landmarks import landmark_input
 from core_model.pipeline.detect import MediaPipeHandDetector, detect_frames
 from core_model.pipeline.inference import CancelledError, STCNetWindowModel, plan_windows, run_windows
 from core_model.pipeline.prefetch import Prefetch
-from core_model.pipeline.region import HandRegions, crop_frame, regions_from_detections, regions_from_roi
+from core_model.pipeline.region import (
+    HandRegions,
+    crop_frame,
+    landmarks_in_crops,
+    regions_from_detections,
+    regions_from_roi,
+)
 from core_model.pipeline.store import FrameStore
 from core_model.pipeline.timing import StageTimer, stage
 from core_model.pipeline.video import open_source
@@ -144,7 +151,10 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     has_region = regions.region_valid
     if not has_region.any():
         raise ValueError(f"video: no hands found on any of the {n} frames of {Path(video).name}")
-    window_model = STCNetWindowModel(model)
+    landmarks = None
+    if model.config.landmarks:  # the detector's landmarks, in each frame's crop, guide the network
+        landmarks = landmark_input(torch.from_numpy(landmarks_in_crops(regions.det_keypoints2d, regions.bbox)))
+    window_model = STCNetWindowModel(model, None if landmarks is None else landmarks.numpy())
     length, size = window_model.frames, window_model.input_size
     overlap = length // 2 if overlap is None else overlap
     windows = plan_windows(has_region, length, overlap)
