@@ -4,6 +4,8 @@ argument."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from gui.factory import make_result, write_clip
@@ -38,6 +40,15 @@ def test_series_and_windows(saved, openhand):
     ready = np.zeros(12, bool)
     ready[:6] = True
     assert np.isnan(penetration_series(a, ready).values[6:]).all()
+    # The viewer's numpy series is MMPD's per-frame value, both directions, as core_model.metrics computes it.
+    from core_model.metrics import mmpd
+
+    rng = np.random.default_rng(0)
+    depth = np.where(rng.random(a.depth.shape) < 0.1, rng.random(a.depth.shape) * 0.01, 0.0).astype(np.float32)
+    valid = rng.random((12, 2)) < 0.8
+    b = dataclasses.replace(a, depth=depth, valid=valid)
+    np.testing.assert_allclose(penetration_series(b).values, mmpd(depth, valid=valid, hands="both").per_frame,
+                               rtol=1e-6, equal_nan=True)
     assert [window_for_frame(a, t) for t in (0, 1, 2, 3, 5, 11)] == [0, 0, 0, 1, 2, 4]  # nearest centre
 
 

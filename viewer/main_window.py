@@ -25,6 +25,7 @@ from viewer.workspace import Workspace, load_workspace, save_workspace
 
 MAX_RECENT = 10
 DRAIN_MS = 100  # the GUI takes in a running job's output at most this often
+STATUS_MS = 250  # a running job's progress and messages reach the status bar at most this often
 PANELS = {"video": "Video", "scene": "3D view", "timeline": "Timeline", "charts": "Charts",
           "attention": "Attention"}
 
@@ -59,6 +60,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._drain.setSingleShot(True)
         self._drain.setInterval(DRAIN_MS)
         self._drain.timeout.connect(self._drain_items)
+        self._status_timer = QtCore.QTimer(self)
+        self._status_timer.setSingleShot(True)
+        self._status_timer.setInterval(STATUS_MS)
+        self._status_timer.timeout.connect(self._show_status)
+        self._status_message: str | None = None  # the latest, not yet shown, of a running job
+        self._status_progress: tuple[str, int, int] | None = None
         self.last_error = ""
         self.panels = {"video": VideoPanel(self.session), "scene": ScenePanel(self.session),
                        "timeline": TimelinePanel(self.session), "charts": ChartsPanel(self.session),
@@ -323,7 +330,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._on_items = on_items
         worker.yielded.connect(self._queue_item)
         worker.failed.connect(lambda message: self.show_error(f"{worker.title} failed", message))
-        worker.cancelled.connect(lambda message: self.statusBar().showMessage(message, 8000))
+        worker.cancelled.connect(lambda message: self._report(message=message))  # after what is pending
         worker.finished.connect(self._job_ended)
         self.progress.setValue(0)
         self.progress.show()
@@ -344,6 +351,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _job_ended(self) -> None:
         self._drain.stop()
         self._drain_items()  # what the worker yielded last, before it ended
+        self._status_timer.stop()
+        self._show_status()  # its last message (the result written) stays
         worker, self.worker = self.worker, None
         if worker is not None:
             worker.deleteLater()
@@ -385,7 +394,7 @@ class MainWindow(QtWidgets.QMainWindow):
         frames = []
         for event in events:
             if event.message and event.stage != "done":
-                self.statusBar().showMessage(event.message, 10000)
+                self._report(message=event.message)
             if event.stage == "model":
                 if self._stream is None:
                     self._stream = self._streamed_result(event.arrays)
@@ -397,12 +406,13 @@ class MainWindow(QtWidgets.QMainWindow):
                                      self._stream.path)
                 self.session.replace_result(self._stream, final)
                 self._stream = None
-                self.statusBar().showMessage(event.message, 10000)
+                self._report(message=event.message)
         if frames and self._stream is not None:
             self.session.frames_updated.emit(np.concatenate(frames))
         last = events[-1]
         if last.stage != "done":
-            self._progress("detecting hands" if last.stage == "detect" else "reconstructing", last.done, last.total)
+            self._report(progress=("detecting hands" if last.stage == "detect" else "reconstructing", last.done,
+                                   last.total))
 
     def _streamed_result(self, arrays: dict[str, np.ndarray]) -> LoadedResult:
         """A view of the run's arrays as a result whose frames become ready as the model finishes them."""
@@ -413,8 +423,37 @@ class MainWindow(QtWidgets.QMainWindow):
         return LoadedResult(settings.output.stem, Reconstruction(meta=meta, **arrays), np.zeros(n, bool),
                             settings.output)
 
+    def _report(self, message: str | None = None, progress: tuple[str, int, int] | None = None) -> None:
+        """Show a running job's message and progress (stage, done, total) within STATUS_MS, the latest of each:
+        a job reports several times per drain, and each change of the status bar costs a repaint."""
+        if message is not None:
+            self._status_message = message
+        if progress is not None:
+            self._status_progress = progress
+        if not self._status_timer.isActive():
+            self._status_timer.start()
+
+    def _show_status(self) -> None:
+        message, self._status_message = self._status_message, None
+        progress, self._status_progress = self._status_progress, None
+        if message is not None:
+            self._deferred(self.statusBar(), lambda: self.statusBar().showMessage(message, 10000))
+        if progress is not None and self.progress.isVisible():
+            self._deferred(self.progress, lambda: self._progress(*progress))
+
+    @staticmethod
+    def _deferred(widget: QtWidgets.QWidget, change) -> None:
+        """Make ``change`` to ``widget`` and leave its repaint to the next window update. QProgressBar.setValue and
+        QStatusBar.showMessage repaint at once, and in a window holding OpenGL views a repaint composites the whole
+        window (10-30 ms in software GL) on the GUI thread."""
+        widget.setUpdatesEnabled(False)
+        try:
+            change()
+        finally:
+            widget.setUpdatesEnabled(True)  # schedules one update() of the widget
+
     def _progress(self, stage: str, done: int, total: int) -> None:
-        if self.progress.maximum() != max(total, 1):  # each change repaints at once: only when it changes
+        if self.progress.maximum() != max(total, 1):
             self.progress.setRange(0, max(total, 1))
         if not self.progress.format().startswith(stage):
             self.progress.setFormat(f"{stage} %v/%m")
@@ -497,9 +536,9 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ValueError("overlay: open a video and its finished result first")
 
         def on_items(items: list[tuple[int, int]]) -> None:
-            self._progress("overlay video", *items[-1])
+            self._report(progress=("overlay video", *items[-1]))
             if items[-1][0] == items[-1][1]:
-                self.statusBar().showMessage(f"wrote {path}", 8000)
+                self._report(message=f"wrote {path}")
 
         self._start_job(GeneratorWorker(overlay_job(self.session.video_path, primary.result, path,
                                                     self.panels["video"].mode.currentText()),

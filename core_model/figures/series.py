@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from core_model.metrics import accel_error, mmpd
+from core_model.metrics import MM, accel_error
 from core_model.results import Reconstruction
 
 
@@ -55,15 +55,16 @@ def acceleration_series(result: Reconstruction, gt_keypoints: np.ndarray | None 
 
 
 def penetration_series(result: Reconstruction, ready: np.ndarray | None = None) -> FrameSeries:
-    """Deepest penetration per frame, either hand into the other (MMPD's per-frame value, ``hands='both'``)."""
-    ok = result.valid & np.isfinite(result.depth).all(-1)
+    """Deepest penetration per frame, either hand into the other: MMPD's per-frame value (``hands='both'``), NaN
+    unless both hands are usable. In numpy, not through core_model.metrics' torch: the viewer recomputes it while a
+    run streams in, on its GUI thread, where torch ops queue behind the model's (~40 ms instead of ~1 ms)."""
+    ok = (result.valid & np.isfinite(result.depth).all(-1)).all(-1)
     if ready is not None:
-        ok &= ready[:, None]
-    if not ok.any():
-        return FrameSeries("penetration depth", "mm", np.full(result.num_frames, np.nan))
-    depth = np.where(ok[..., None], result.depth, 0.0)
-    metric = mmpd(depth, valid=ok, hands="both")
-    return FrameSeries("penetration depth", metric.unit, metric.per_frame)
+        ok &= ready
+    values = np.full(result.num_frames, np.nan)
+    if ok.any():
+        values[ok] = result.depth[ok].max(axis=(-1, -2)).astype(np.float64) * MM
+    return FrameSeries("penetration depth", "mm", values)
 
 
 def ground_truth_keypoints(results: list[Reconstruction]) -> np.ndarray | None:

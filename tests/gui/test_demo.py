@@ -70,7 +70,7 @@ def test_demo_opens_runs_scrubs_and_exports(window, qtbot, tmp_path):
     for f in (0, demo.num_frames // 2, demo.num_frames - 1):
         session.set_frame(f)
         settle(qtbot, 20)
-        assert f"frame {f}" in scene.main.label.GetText(2)
+        assert f"frame {f}" in scene.main.label_text
     for preset in ("front", "side", "top", "alternative", "camera"):
         scene.apply_preset(preset)
     settle(qtbot)

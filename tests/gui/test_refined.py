@@ -38,7 +38,7 @@ def camera(view) -> np.ndarray:
 
 
 def label(view) -> str:
-    return view.label.GetText(2)
+    return view.label_text
 
 
 def test_toggle_needs_a_result_with_refinement(window, files, refined_file):

@@ -148,6 +148,11 @@ def test_attention_panel_shows_the_window_of_the_current_frame(window, files, qt
     assert panel.mhsa.marks.isVisible() and sorted(set(x[2::4])) == [1.5, 5.5]  # frame marked at offset 1, T + 1
     side = result.mhsa_attention.shape[-1]
     assert x.min() == 0 and x.max() == side and y.min() == 0 and y.max() == side  # lines span the map only
+    window.session.set_frame(6)  # the same window: the maps stay, the marks move
+    x, _ = panel.mhsa.marks.getData()
+    assert "frames 4–7" in panel.info.text() and sorted(set(x[2::4])) == [2.5, 6.5]
+    np.testing.assert_allclose(panel.mhca[0].marks.getData()[0][2::4], [2.5])
+    window.session.set_frame(5)
     panel.block.setCurrentIndex(1)
     panel.head.setCurrentIndex(1)
     np.testing.assert_allclose(panel.mhsa.image.image, result.mhsa_attention[2, 1, 1])

@@ -4,6 +4,7 @@ the result file is written at the end, cancel leaves nothing behind, and a failu
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -50,7 +51,7 @@ def test_run_streams_frames_and_never_blocks_the_gui(window, openhand, tmp_path,
     seen = []  # (ready frames, 3D label) whenever frames arrive mid-run
     window.session.frames_updated.connect(
         lambda frames: seen.append((int(window.session.primary.ready.sum()),
-                                    window.panels["scene"].main.label.GetText(2))))
+                                    window.panels["scene"].main.label_text)))
     window.start_run(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100),
                                  hand_model="openhand", batch=1),
                      small_model(openhand))
@@ -67,12 +68,17 @@ def test_run_streams_frames_and_never_blocks_the_gui(window, openhand, tmp_path,
     assert not window.progress.isVisible()
     window.session.set_frame(9)
     qtbot.wait(30)
-    assert "frame 9" in window.panels["scene"].main.label.GetText(2)
+    assert "frame 9" in window.panels["scene"].main.label_text
     assert "window" in window.panels["attention"].info.text()  # the run's attention maps are shown
     if meter.longest >= 0.1:
-        # Known gap (issue 8), reported rather than hidden: on 2 cores with software GL the event loop stalls
-        # 120-430 ms while the worker builds the model and while Qt recomposites the GL views.
-        pytest.xfail(f"the GUI thread stalled {meter.longest * 1000:.0f} ms (target < 100 ms)")
+        # The target holds on this 2-core machine with software GL when it is otherwise idle (issue 8). With other
+        # processes on the cores (load average at or above the core count), waiting for CPU time alone can exceed
+        # it: reported rather than hidden, with the load it was measured under.
+        load = os.getloadavg()[0]
+        message = f"the GUI thread stalled {meter.longest * 1000:.0f} ms (target < 100 ms), load average {load:.1f}"
+        if load < (os.cpu_count() or 1):
+            pytest.fail(message)
+        pytest.xfail(message)
 
 
 def test_cancel_leaves_no_file_and_failure_shows_core_models_message(window, openhand, tmp_path, qtbot):

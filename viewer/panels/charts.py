@@ -28,6 +28,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from core_model.figures.accel import LINE_COLOURS
 from core_model.figures.series import FrameSeries, acceleration_series, ground_truth_keypoints, penetration_series
 from core_model.results import Reconstruction
+from viewer.panels.graphics import batch_scene_updates
 from viewer.session import LoadedResult, Session
 
 REFRESH_MS = 300
@@ -35,6 +36,7 @@ EMPTY_TEXT = "no result open"
 AXIS_WIDTH = 52  # pixels for the value axis: its label and ticks up to four digits
 MIN_SPAN = 0.5  # mm or mm/frame²: the smallest value range a chart zooms to
 EMPTY_FRAMES = 100  # the frame axis shown when nothing (no result, no video) says how long the sequence is
+CACHED = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
 
 
 def refined_view(result: Reconstruction) -> Reconstruction | None:
@@ -46,6 +48,13 @@ def refined_view(result: Reconstruction) -> Reconstruction | None:
     valid = result.valid & np.isfinite(refined["keypoints"]).all(axis=(-1, -2))
     return dataclasses.replace(result, keypoints=refined["keypoints"], vertices=refined["vertices"],
                                inside=refined["inside"], depth=refined["depth"], valid=valid)
+
+
+def _curve(pen: QtGui.QPen) -> pg.PlotDataItem:
+    """A chart's curve, drawn from a pixmap cache when only the cursor moves over it."""
+    item = pg.PlotDataItem(pen=pen, connect="finite")
+    item.curve.setCacheMode(CACHED)
+    return item
 
 
 @dataclasses.dataclass
@@ -79,6 +88,7 @@ class ChartsPanel(QtWidgets.QWidget):
         self.session = session
         self.view = pg.GraphicsLayoutWidget(self)
         self.view.setBackground("w")
+        batch_scene_updates(self.view)
         self.accel = self.view.addPlot(row=0, col=0)
         self.depth = self.view.addPlot(row=1, col=0)
         self.depth.setXLink(self.accel)
@@ -103,7 +113,14 @@ class ChartsPanel(QtWidgets.QWidget):
             plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
             cursor = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#d62728", width=2))
             cursor.sigDragged.connect(lambda line: session.set_frame(round(line.value())))
-            plot.addItem(cursor)
+            # Moving the cursor must repaint two thin strips, not the plot: an item that reports its moves makes
+            # the auto-ranged view box re-range and repaint whole (axes, grid, curves) on every frame of playback.
+            cursor.setFlag(cursor.GraphicsItemFlag.ItemSendsGeometryChanges, False)
+            plot.addItem(cursor, ignoreBounds=True)
+            # What the cursor strips uncover is copied from pixmaps: the grid (drawn by the axes) is otherwise
+            # replayed line by line for every strip.
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setCacheMode(CACHED)
             self.cursors.append(cursor)
             self.empty_texts.append(self._empty_text(plot))
         self.view.scene().sigMouseClicked.connect(self._clicked)
@@ -153,8 +170,7 @@ class ChartsPanel(QtWidgets.QWidget):
         while len(self._curves) < len(loaded):
             colour = LINE_COLOURS[len(self._curves) % len(LINE_COLOURS)]
             pen = pg.mkPen(colour, width=1.5)
-            self._curves.append(_Curves(pg.PlotDataItem(pen=pen, connect="finite"),
-                                        pg.PlotDataItem(pen=pen, connect="finite"), colour))
+            self._curves.append(_Curves(_curve(pen), _curve(pen), colour))
             self.accel.addItem(self._curves[-1].accel)
             self.depth.addItem(self._curves[-1].depth)
         for curves, item in zip(self._curves, loaded):
@@ -197,7 +213,7 @@ class ChartsPanel(QtWidgets.QWidget):
             return
         if wanted:
             pen = pg.mkPen(curves.colour, width=1.5, style=QtCore.Qt.PenStyle.DashLine)
-            curves.refined = (pg.PlotDataItem(pen=pen, connect="finite"), pg.PlotDataItem(pen=pen, connect="finite"))
+            curves.refined = (_curve(pen), _curve(pen))
             self.accel.addItem(curves.refined[0])
             self.depth.addItem(curves.refined[1])
         else:

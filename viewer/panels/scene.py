@@ -21,11 +21,14 @@ PRESETS = ("camera", "front", "side", "top", "alternative")
 # hid the shaded prediction behind a dense grid. A faint surface says where the true hand is, its silhouette
 # (from each view's camera) gives its shape. Grey, never red: red means penetration. Translucency costs one
 # blended pass (no depth peeling, no OIT), the silhouette a pass over the hand's edges when the hand or camera moves.
+# The faint surface is unlit (one flat grey): at this opacity shading hardly shows, and lighting it with the five
+# lights of the light kit cost software GL ~2 ms per view and frame; the outline gives the shape.
 GT_COLOUR = "#9a9a9a"
 GT_OPACITY = 0.18
 GT_OUTLINE = "#6e6e6e"
 GT_OUTLINE_WIDTH = 1.5
 GT_DEPTH_OFFSET = (4.0, 40.0)  # glPolygonOffset (factor, units) of the ground-truth surface, relative to the rest
+LABEL_SIZE = 13  # points
 REFINED_TIP = ("The second view shows the test-time refinement's hands of this frame from the main view's camera "
                "(penetrating vertices red); the main view the network's")
 NO_REFINED_TIP = "The shown result holds no refinement (made by interhand run --refine)"
@@ -40,6 +43,56 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         for axis in range(3):
             normals[:, axis] += np.bincount(faces[:, i], face_n[:, axis], minlength=len(vertices))
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def interior_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The edges shared by exactly two triangles: their end points [E, 2] and the two triangles [E, 2]."""
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    owner = np.repeat(np.arange(len(faces)), 3)
+    key = edges[:, 0] * (int(faces.max()) + 1) + edges[:, 1]
+    order = np.argsort(key, kind="stable")
+    key, edges, owner = key[order], edges[order], owner[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, len(key)])
+    shared = starts[counts == 2]
+    return edges[shared], np.stack([owner[shared], owner[shared + 1]], axis=1)
+
+
+class Silhouette:
+    """The outline of a mesh from a renderer's camera: the edges between a triangle facing the camera and one facing
+    away (what vtkPolyDataSilhouette draws from the camera position, without border edges). Why not that filter: it
+    rebuilds its edge map on every change, and the mesh changes every frame, ~3 ms per view in software GL; here the
+    adjacency is computed once and each update is a few vectorised products, done when a render starts and the mesh
+    or the camera changed since the last one."""
+
+    def __init__(self, mesh, faces: np.ndarray, renderer) -> None:
+        import pyvista as pv
+
+        self.mesh, self.faces, self.renderer = mesh, faces, renderer
+        self.edges, self.sides = interior_edges(faces)
+        self.lines = pv.PolyData()
+        self.lines.SetPoints(mesh.GetPoints())  # the mesh's own points object: its updates are shared
+        self._seen = (-1, -1)
+        self._observer = renderer.AddObserver("StartEvent", lambda *_: self.update())
+
+    def detach(self) -> None:
+        """Stop following the renderer (the view shows another scene)."""
+        self.renderer.RemoveObserver(self._observer)
+
+    def update(self) -> None:
+        camera = self.renderer.GetActiveCamera()
+        seen = (self.mesh.GetMTime(), camera.GetMTime())
+        if seen == self._seen:
+            return
+        self._seen = seen
+        points = self.mesh.points
+        a, b, c = (points[self.faces[:, i]] for i in range(3))
+        normals = np.cross(b - a, c - a)
+        towards = points[self.edges[:, 0]] - np.asarray(camera.GetPosition())
+        facing = np.einsum("ij,ij->i", normals[self.sides[:, 0]], towards) * np.einsum(
+            "ij,ij->i", normals[self.sides[:, 1]], towards)
+        outline = self.edges[facing < 0]
+        self.lines.lines = np.hstack([np.full((len(outline), 1), 2), outline]).ravel()
 
 
 def _rgb(colour: str) -> np.ndarray:
@@ -62,7 +115,10 @@ def set_camera_state(plotter, state: dict) -> None:
 
 class HandsScene:
     """The hands and ground-truth meshes of one hand model as PolyData shared by every view, and the refined
-    hands (``refined``, drawn by the second view only, while it shows the refinement)."""
+    hands (``refined``, drawn by the second view only, while it shows the refinement).
+
+    A frame change writes the points, normals and colours into the meshes' own arrays: pyvista's setters wrap new
+    VTK arrays on every call, which cost ~1 ms per frame in Python alone."""
 
     def __init__(self, faces: tuple[np.ndarray, np.ndarray], num_vertices: int) -> None:
         import pyvista as pv
@@ -76,13 +132,15 @@ class HandsScene:
             for store in (self.hands, self.truth, self.refined):
                 mesh = pv.PolyData(np.zeros((num_vertices, 3)), cells)
                 mesh.point_data["rgb"] = np.zeros((num_vertices, 3), np.uint8)
+                if store is not self.truth:  # the ground truth is drawn unlit
+                    mesh.point_data.active_normals = np.zeros((num_vertices, 3))
                 store.append(mesh)
 
     def update(self, vertices: np.ndarray, inside: np.ndarray, truth: np.ndarray | None) -> None:
         for hand in range(2):
             self._set_hand(self.hands[hand], hand, vertices[hand], inside[hand])
             if truth is not None:
-                self.truth[hand].points = truth[hand].astype(np.float64)
+                _write(self.truth[hand], truth[hand])
 
     def update_refined(self, vertices: np.ndarray, inside: np.ndarray, hands: np.ndarray) -> None:
         """The refined hands; only those where ``hands`` [2] is True (the others keep their last points, hidden)."""
@@ -90,11 +148,23 @@ class HandsScene:
             self._set_hand(self.refined[hand], hand, vertices[hand], inside[hand])
 
     def _set_hand(self, mesh, hand: int, vertices: np.ndarray, inside: np.ndarray) -> None:
-        mesh.points = vertices.astype(np.float64)
-        mesh.point_data.active_normals = vertex_normals(mesh.points, self.faces[hand])
         colours = self.base[hand].copy()
         colours[np.asarray(inside, bool)] = self.red
-        mesh.point_data["rgb"] = colours
+        points = vertices.astype(np.float64)
+        _write(mesh, points, vertex_normals(points, self.faces[hand]), colours)
+
+
+def _write(mesh, points: np.ndarray, normals: np.ndarray | None = None, colours: np.ndarray | None = None) -> None:
+    """Copy into ``mesh``'s point, normal and colour arrays in place and mark what changed as modified."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    data = mesh.GetPointData()
+    for array, values in ((mesh.GetPoints().GetData(), points), (data.GetNormals(), normals),
+                          (data.GetArray("rgb"), colours)):
+        if values is not None:
+            vtk_to_numpy(array)[:] = values
+            array.Modified()
+    mesh.Modified()
 
 
 class HandView(QtWidgets.QWidget):
@@ -115,7 +185,32 @@ class HandView(QtWidgets.QWidget):
         self.hand_actors: list = []
         self.truth_actors: list = []
         self.refined_actors: list = []
-        self.label = self.plotter.add_text("", position="upper_left", font_size=9, color="black")
+        self.silhouettes: list[Silhouette] = []
+        self.label = self._label()
+
+    def _label(self):
+        """The frame's caption in the upper left corner, at a fixed size. Why not pyvista's corner text (a
+        vtkCornerAnnotation): it searches for a font size fitting the view whenever its text changes, which
+        reloads the font several times per frame (~10 ms per view in software GL)."""
+        from vtkmodules.vtkRenderingCore import vtkTextActor
+
+        label = vtkTextActor()
+        style = label.GetTextProperty()
+        style.SetFontSize(LABEL_SIZE)
+        style.SetColor(0.0, 0.0, 0.0)
+        style.SetVerticalJustificationToTop()
+        label.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        label.SetPosition(0.01, 0.99)
+        self.plotter.add_actor(label, reset_camera=False, render=False)
+        return label
+
+    @property
+    def label_text(self) -> str:
+        return self.label.GetInput() or ""
+
+    def set_label(self, text: str) -> None:
+        if text != self.label_text:  # a new text is a new texture to draw
+            self.label.SetInput(text)
 
     def show_scene(self, scene: HandsScene, refined: bool = False) -> None:
         """Actors for ``scene``'s hands and ground truth, and with ``refined`` for its refined hands too (hidden
@@ -127,18 +222,22 @@ class HandView(QtWidgets.QWidget):
         vtkMapper.SetResolveCoincidentTopologyToPolygonOffset()
         for actor in self.hand_actors + self.truth_actors + self.refined_actors:
             self.plotter.remove_actor(actor, reset_camera=False, render=False)
+        for silhouette in self.silhouettes:
+            silhouette.detach()
+        self.silhouettes = []
         self.hand_actors = [self._hand(mesh) for mesh in scene.hands]
         self.refined_actors = [self._hand(mesh) for mesh in scene.refined] if refined else []
         for actor in self.refined_actors:
             actor.SetVisibility(False)
         self.truth_actors = []
-        for mesh in scene.truth:
+        for mesh, faces in zip(scene.truth, scene.faces):
             surface = self.plotter.add_mesh(mesh, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
                                             reset_camera=False, render=False)
             # Pushed back in depth: where the truth coincides with the prediction, the prediction wins outright
             # instead of z-fighting with the tint (which speckled it and dulled the penetration red).
             surface.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(*GT_DEPTH_OFFSET)
-            self.truth_actors += [surface, self._outline(mesh)]
+            surface.prop.lighting = False
+            self.truth_actors += [surface, self._outline(mesh, faces)]
 
     def _hand(self, mesh):
         actor = self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, specular=0.2, show_scalar_bar=False,
@@ -146,18 +245,15 @@ class HandView(QtWidgets.QWidget):
         actor.prop.interpolation = "gouraud"  # smooth shading from the vertex normals
         return actor
 
-    def _outline(self, mesh):
+    def _outline(self, mesh, faces: np.ndarray):
         """An actor drawing ``mesh``'s silhouette as seen from this view's camera (it follows the camera)."""
         import pyvista as pv
-        from vtkmodules.vtkFiltersHybrid import vtkPolyDataSilhouette
         from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
-        silhouette = vtkPolyDataSilhouette()
-        silhouette.SetInputData(mesh)
-        silhouette.SetCamera(self.plotter.renderer.GetActiveCamera())
-        silhouette.SetEnableFeatureAngle(False)  # the outline only, not every crease between fingers
+        silhouette = Silhouette(mesh, faces, self.plotter.renderer)
+        self.silhouettes.append(silhouette)
         mapper = vtkPolyDataMapper()
-        mapper.SetInputConnection(silhouette.GetOutputPort())
+        mapper.SetInputData(silhouette.lines)
         actor = vtkActor()
         actor.SetMapper(mapper)
         actor.GetProperty().SetColor(pv.Color(GT_OUTLINE).float_rgb)
@@ -299,7 +395,7 @@ class ScenePanel(QtWidgets.QWidget):
         loaded = self.session.primary
         if self.scene is None or loaded is None:
             for view in (self.main, self.second):
-                view.label.SetText(2, "no result open")
+                view.set_label("no result open")
             self.render()
             return
         result = loaded.result
@@ -319,7 +415,7 @@ class ScenePanel(QtWidgets.QWidget):
         else:
             for view in (self.main, self.second):
                 view.set_visible(drawable, drawable and has_truth)
-                view.label.SetText(2, text)
+                view.set_label(text)
         if drawable and self._fresh:
             self._fresh = False
             self.apply_preset(self.preset.currentText())
@@ -333,7 +429,7 @@ class ScenePanel(QtWidgets.QWidget):
         if drawable:
             text = f"frame {frame}: {int(result.inside[frame].sum())} penetrating vertices"
         self.main.set_visible(drawable, truth)
-        self.main.label.SetText(2, f"network\n{text}")
+        self.main.set_label(f"network\n{text}")
         vertices = result.refined["vertices"][frame]
         inside = np.asarray(result.refined["inside"][frame], bool)
         hands = np.isfinite(vertices).all(axis=(-1, -2)) & loaded.shows(frame)  # [2]: refined hands to draw
@@ -347,7 +443,7 @@ class ScenePanel(QtWidgets.QWidget):
             if not hands.all():
                 refined += f" ({'right' if hands[0] else 'left'} hand only)"
         self.second.set_visible(False, truth, (bool(hands[0]), bool(hands[1])))
-        self.second.label.SetText(2, f"refined\n{refined}")
+        self.second.set_label(f"refined\n{refined}")
 
     def render(self) -> None:
         """Schedule both views to repaint: Qt renders each once in its paint event (an explicit VTK render here

@@ -44,7 +44,8 @@ class TimelinePanel(QtWidgets.QWidget):
         self.speed.setCurrentText("1x")
         self.speed.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.counter = QtWidgets.QLabel(self)
-        self.counter.setMinimumWidth(130)
+        # A fixed size: a label whose size can change re-lays out the dock and the main window on every new text.
+        self.counter.setFixedSize(130, self.counter.sizeHint().height())
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Fixed)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
