@@ -319,10 +319,12 @@ class WindowDataset(torch.utils.data.Dataset):
             detector_rng = np.random.default_rng([seed, 1])
         return self.build(s, start, aug, detector_rng).to_dict()
 
-    def build(self, s: int, start: int, aug: AugmentParams, detector_rng: np.random.Generator | None = None
-              ) -> Window:
+    def build(self, s: int, start: int, aug: AugmentParams, detector_rng: np.random.Generator | None = None,
+              load_images: bool = True) -> Window:
         """The window of sequence ``s`` starting at frame ``start`` under augmentation ``aug``; the simulated
-        detector draws from ``detector_rng`` (None: a generator fixed by ``s`` and ``start``)."""
+        detector draws from ``detector_rng`` (None: a generator fixed by ``s`` and ``start``). ``load_images``
+        False leaves the frames unread and ``images`` a zero placeholder of their shape (training from cached
+        encoder features, :mod:`core_model.training.feature_cache`)."""
         seq = self.sequences[s]
         n, T, S = len(seq), self.window, self.crop_size
         frames = np.arange(start, start + T)
@@ -364,8 +366,11 @@ class WindowDataset(torch.utils.data.Dataset):
         rot = rotation_z(angle)
         crop_box = np.concatenate([centres - sides[:, None] / 2, centres + sides[:, None] / 2], 1)
 
-        images = warp_images(np.stack([_load_image(seq.image_paths[i]) for i in idx]), affines, S)
-        images = colour_jitter(images, aug)
+        if load_images:
+            images = warp_images(np.stack([_load_image(seq.image_paths[i]) for i in idx]), affines, S)
+            images = colour_jitter(images, aug)
+        else:
+            images = torch.zeros(()).expand(T, 3, S, S)
 
         # 3D turns with the image about the optical axis; the crop camera maps it to the crop exactly.
         kp3d = kp3d @ rot.T
@@ -375,7 +380,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
         flipped = aug.flip
         if flipped:
-            images = images.flip(-1)
+            images = images.flip(-1) if load_images else images
             flip = np.array([[-1.0, 0, S - 1], [0, 1, 0], [0, 0, 1]])
             K_crop = flip @ K_crop @ MIRROR
             kp3d = (kp3d @ MIRROR)[:, ::-1]
@@ -403,7 +408,8 @@ class WindowDataset(torch.utils.data.Dataset):
             return torch.from_numpy(np.ascontiguousarray(a, dtype=bool))
 
         return Window(
-            images=images.contiguous(), keypoints3d=f32(kp3d), keypoints2d=f32(kp2d), joint_valid=b(joint_valid),
+            images=images.contiguous() if load_images else images, keypoints3d=f32(kp3d), keypoints2d=f32(kp2d),
+            joint_valid=b(joint_valid),
             hand_valid=b(hand_valid), labelled=b(labelled), betas=f32(params["betas"]),
             global_orient=f32(params["global_orient"]), hand_pose=f32(params["hand_pose"]),
             transl=f32(params["transl"]), params_valid=b(params_valid), vertices=f32(vertices),

@@ -51,34 +51,54 @@ class STCNet(nn.Module):
     def hand_model_name(self) -> str:
         return self.hand_model.name
 
-    def forward(self, images: torch.Tensor, rel_transl: torch.Tensor | None = None,
-                landmarks: torch.Tensor | None = None) -> STCNetOutput:
+    def forward(self, images: torch.Tensor | None, rel_transl: torch.Tensor | None = None,
+                landmarks: torch.Tensor | None = None,
+                features: tuple[torch.Tensor, torch.Tensor] | None = None) -> STCNetOutput:
         """images: [B, T, 3, S, S] RGB in [0, 1], S = ``config.input_size``; rel_transl: optional [B, T, 3] ground
         truth (left wrist minus right wrist, metres) to place the left hand with, as in the paper's setting;
         landmarks: [B, T, 2, 21, 3] the detector's landmarks in the crop (:mod:`core_model.network.landmarks`),
-        required by a landmark-guided model and refused by others."""
-        size = self.config.input_size
-        if images.ndim != 5 or images.shape[2] != 3 or images.shape[-2:] != (size, size):
-            raise ValueError(f"images: expected [B, T, 3, {size}, {size}] RGB in [0, 1], got {tuple(images.shape)}")
-        batch, frames = images.shape[:2]
+        required by a landmark-guided model and refused by others.
+
+        features: instead of images, the frame encoder's output (F_1 [B, T, C1, H1, W1], F_2 [B, T, C2, h, w]; the
+        extractor only averages F_2, so a pooled [B, T, C2, 1, 1] gives the same result). Training with a frozen
+        encoder reads them from a cache (:mod:`core_model.training.feature_cache`); through ``forward`` rather
+        than a method of its own so that DDP sees the pass."""
+        if (images is None) == (features is None):
+            raise ValueError("images, features: pass exactly one of them")
+        if features is not None:
+            f1, f2 = features
+            c1, c2 = self.config.channels
+            h1 = self.config.feature_sizes[0]
+            if f1.ndim != 5 or f1.shape[2:] != (c1, h1, h1) or f2.ndim != 5 or f2.shape[:3] != (*f1.shape[:2], c2):
+                raise ValueError(f"features: expected F_1 [B, T, {c1}, {h1}, {h1}] and F_2 [B, T, {c2}, h, w], got "
+                                 f"{tuple(f1.shape)} and {tuple(f2.shape)}")
+            batch, frames = f1.shape[:2]
+        else:
+            size = self.config.input_size
+            if images.ndim != 5 or images.shape[2] != 3 or images.shape[-2:] != (size, size):
+                raise ValueError(f"images: expected [B, T, 3, {size}, {size}] RGB in [0, 1], got "
+                                 f"{tuple(images.shape)}")
+            batch, frames = images.shape[:2]
         if rel_transl is not None and rel_transl.shape != (batch, frames, 3):
             raise ValueError(f"rel_transl: expected shape {(batch, frames, 3)}, got {tuple(rel_transl.shape)}")
         self.check_landmarks(landmarks, (batch, frames))
-
-        f1, f2 = self.encoder(images.flatten(0, 1))                   # weights shared across the B * T frames
+        if features is not None:
+            f1, f2 = features[0].flatten(0, 1), features[1].flatten(0, 1)
+        else:
+            f1, f2 = self.encoder(images.flatten(0, 1))               # weights shared across the B * T frames
         ext = self.extractor(f1, f2)
         hands = self.guide(ext.hands.unflatten(0, (batch, frames)), landmarks)  # [B, T, 2, C1]
         global1 = ext.global1.unflatten(0, (batch, frames))
         global2 = ext.global2.unflatten(0, (batch, frames))
         if self.temporal is not None:
             temporal = self.temporal(hands, global1, global2)
-            features, mhsa = temporal.hands, temporal.mhsa.float()
+            tokens, mhsa = temporal.hands, temporal.mhsa.float()
             mhca = temporal.mhca.float() if temporal.mhca is not None else None
         else:
             context = torch.cat([global1, global2], dim=-1)[:, :, None, :].expand(-1, -1, 2, -1)
-            features, mhsa, mhca = torch.cat([hands, context], dim=-1), None, None
-        params = self.decoder(features)
-        with torch.autocast(images.device.type, enabled=False):    # the hand model runs in float32
+            tokens, mhsa, mhca = torch.cat([hands, context], dim=-1), None, None
+        params = self.decoder(tokens)
+        with torch.autocast(f1.device.type, enabled=False):        # the hand model runs in float32
             return self.pose_hands(params, rel_transl, ext.weight_maps.unflatten(0, (batch, frames)).float(),
                                     mhsa, mhca)
 

@@ -72,6 +72,10 @@ class TrainConfig:
     precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
     freeze_stride: encoder layers up to this output stride keep their ImageNet weights and statistics (0: none;
         8: the stem and the stride-2/4/8 stages), a departure from the paper that halves a CPU step.
+    feature_cache: a file holding the frozen encoder's features of every training window (built there when absent
+        or stale; :mod:`core_model.training.feature_cache`), read instead of the images each step. Needs the whole
+        encoder frozen (``freeze_stride`` 32) and turns image augmentation off; the simulated detector's landmarks
+        stay fresh per step.
     imagenet_weights: ``default`` (the bundled EfficientNet-Lite0 weights; ResNets start random), a file, or
         None. init_checkpoint: start from these weights (a new run, not a resume).
     val_data / val_every / val_sequences: evaluate on held-out data every ``val_every`` steps (0: never),
@@ -108,6 +112,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     freeze_stride: int = 0
+    feature_cache: str | None = None
     imagenet_weights: str | None = "default"
     init_checkpoint: str | None = None
     tensorboard: bool = True
@@ -155,6 +160,9 @@ class TrainConfig:
             raise ValueError(f"precision: expected 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.freeze_stride not in (0, 2, 4, 8, 16, 32):
             raise ValueError(f"freeze_stride: expected 0, 2, 4, 8, 16 or 32, got {self.freeze_stride!r}")
+        if self.feature_cache is not None and self.freeze_stride != 32:
+            raise ValueError(f"feature_cache: cached features need the whole encoder frozen (freeze_stride 32), got "
+                             f"freeze_stride {self.freeze_stride}")
         if self.val_every and not self.val_data:
             raise ValueError("val_every: needs val_data (a held-out dataset)")
         self.network_config()  # validates input_size and frames against the preset

@@ -105,7 +105,7 @@ class SeededWindows(Dataset):
     """``dataset`` indexed by ``(epoch, index)``: each item's random draws (augmentation) come from
     :func:`item_seed`, inside a forked RNG so the caller's generator is untouched."""
 
-    def __init__(self, dataset: WindowDataset, seed: int) -> None:
+    def __init__(self, dataset: Dataset, seed: int) -> None:
         self.dataset = dataset
         self.seed = seed
 
