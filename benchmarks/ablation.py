@@ -3,6 +3,7 @@ held-out synthetic test split: trains every row with the same recipe and budget,
 protocols, and prints markdown tables with the paper's InterHand2.6M numbers beside ours.
 
     python benchmarks/ablation.py train --train DIR --runs DIR [--steps 700] [--max-minutes 100]
+        [--preset lite-landmarks] [--freeze-stride 32] [--rows full baseline ...]
     python benchmarks/ablation.py report --test DIR --runs DIR [--out ablation.md]
 
 ``train`` is resumable: it trains the rows in order, each from ``RUNS/ROW/last.pt``, and exits with status 75
@@ -60,12 +61,33 @@ def run_dir(runs: Path, ablation: str, ablate: tuple[str, ...]) -> Path:
 def row_config(args: argparse.Namespace, ablation: str, ablate: tuple[str, ...], minutes: float) -> TrainConfig:
     """One recipe for every row: only the ablation switches differ."""
     return TrainConfig(
-        data=(str(args.train),), out=str(run_dir(args.runs, ablation, ablate)), preset="lite",
+        data=(str(args.train),), out=str(run_dir(args.runs, ablation, ablate)), preset=args.preset,
         input_size=args.input_size, frames=10, batch_size=args.batch, workers=args.workers, steps=args.steps,
         lr=args.lr, lr_step_steps=max(1, round(args.decay_at * args.steps)), freeze_stride=args.freeze_stride,
+        feature_cache=str(args.runs / "features.pt") if args.freeze_stride == 32 else None,
         ablation=ablation, ablate=ablate, objective=ObjectiveConfig(gt_rel_transl=args.gt_rel_transl),
         checkpoint_every=100, log_every=10, max_minutes=minutes,
         seed=args.seed, device=args.device)
+
+
+def command_cache(args: argparse.Namespace) -> int:
+    """Encode the training windows once into RUNS/features.pt, before rows train in parallel from it."""
+    from core_model.device import pick_device
+    from core_model.handmodel.registry import load_hand_model
+    from core_model.network.encoder import FrameEncoder
+    from core_model.training.datasets import build_windows
+    from core_model.training.feature_cache import load_or_build
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = row_config(args, *ROWS[0][1:3], None)
+    net = config.network_config()
+    dataset = build_windows(config.data, load_hand_model(config.hand_model), window=net.frames,
+                            crop_size=net.input_size, stride=config.window_stride)
+    device = pick_device(args.device)
+    f1, _ = load_or_build(config.feature_cache, FrameEncoder(net.encoder).to(device), dataset, device)
+    print(f"{len(f1)} windows cached in {config.feature_cache}")
+    return 0
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -161,30 +183,36 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train every row (resumable)")
-    t.add_argument("--train", type=Path, required=True, help="synthetic training split (interhand synth)")
-    t.add_argument("--steps", type=int, default=700, help="optimiser steps per row (700)")
-    t.add_argument("--batch", type=int, default=8, help="windows of T=10 frames per step (8)")
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--decay-at", type=float, default=0.75, help="lr x0.1 at this share of the steps (0.75)")
-    t.add_argument("--input-size", type=int, default=128)
-    t.add_argument("--freeze-stride", type=int, default=8)
-    t.add_argument("--workers", type=int, default=1)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--gt-rel-transl", action="store_true",
-                   help="place the left hand with the ground-truth relative translation in training (the paper's "
-                        "setting); the prediction is still trained by its own loss")
-    t.add_argument("--rows", nargs="+", choices=[row[3] for row in ROWS], default=None,
-                   help="train only these rows (default: all, in order); run several invocations in parallel")
-    t.add_argument("--threads", type=int, default=None, help="torch threads of this process")
-    t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of this invocation")
+    c = sub.add_parser("cache", help="only build RUNS/features.pt (then train rows in parallel from it)")
+    for p in (t, c):
+        p.add_argument("--train", type=Path, required=True, help="synthetic training split (interhand synth)")
+        p.add_argument("--steps", type=int, default=700, help="optimiser steps per row (700)")
+        p.add_argument("--batch", type=int, default=8, help="windows of T=10 frames per step (8)")
+        p.add_argument("--lr", type=float, default=1e-3)
+        p.add_argument("--decay-at", type=float, default=0.75, help="lr x0.1 at this share of the steps (0.75)")
+        p.add_argument("--input-size", type=int, default=128)
+        p.add_argument("--preset", default="lite-landmarks", choices=("lite", "lite-landmarks"),
+                       help="lite-landmarks (default: the shipped model's) or lite (the paper's RGB-only input)")
+        p.add_argument("--freeze-stride", type=int, default=32,
+                       help="encoder layers kept at their ImageNet weights (32, the default: all of them, and every "
+                            "row trains from one cache of their features, RUNS/features.pt; 8: train deeper stages)")
+        p.add_argument("--workers", type=int, default=1)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--gt-rel-transl", action="store_true",
+                       help="place the left hand with the ground-truth relative translation in training (the paper's "
+                            "setting); the prediction is still trained by its own loss")
+        p.add_argument("--rows", nargs="+", choices=[row[3] for row in ROWS], default=None,
+                       help="train only these rows (default: all, in order); run several invocations in parallel")
+        p.add_argument("--threads", type=int, default=None, help="torch threads of this process")
+        p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget of this invocation")
     r = sub.add_parser("report", help="evaluate the trained rows and print the tables")
     r.add_argument("--test", type=Path, required=True, help="synthetic test split (interhand synth --split test)")
     r.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
-    for p in (t, r):
+    for p in (t, r, c):
         p.add_argument("--runs", type=Path, required=True, help="folder of the five run directories")
         p.add_argument("--device", default="auto")
     args = parser.parse_args()
-    return command_train(args) if args.command == "train" else command_report(args)
+    return {"train": command_train, "cache": command_cache, "report": command_report}[args.command](args)
 
 
 if __name__ == "__main__":
