@@ -167,7 +167,9 @@ def report(results: dict[str, dict]) -> str:
 
 def command_report(args: argparse.Namespace) -> int:
     results = {}
-    for label, ablation, ablate, _ in ROWS:
+    for label, ablation, ablate, short in ROWS:
+        if args.rows and short not in args.rows:
+            continue
         data = evaluate_row(args, label, run_dir(args.runs, ablation, ablate))
         if data is not None:
             results[label] = data
@@ -208,6 +210,8 @@ def main() -> int:
     r = sub.add_parser("report", help="evaluate the trained rows and print the tables")
     r.add_argument("--test", type=Path, required=True, help="synthetic test split (interhand synth --split test)")
     r.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
+    r.add_argument("--rows", nargs="+", choices=[row[3] for row in ROWS], default=None,
+                   help="evaluate and report only these rows (default: every trained one)")
     for p in (t, r, c):
         p.add_argument("--runs", type=Path, required=True, help="folder of the five run directories")
         p.add_argument("--device", default="auto")

@@ -1,5 +1,5 @@
 """Turn a training run's checkpoint into the model the app ships: fp16 weights (half the size, no optimiser
-state) with the run's provenance, written atomically to ``assets/models/stcnet_lite_synth.pt``.
+state) with the run's provenance, written atomically to ``assets/models/stcnet_lite_landmarks_synth.pt``.
 
     python scripts/ship_model.py RUN/last.pt [--out PATH] [--note "what it was trained on"]
 """

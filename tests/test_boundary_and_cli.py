@@ -37,7 +37,8 @@ def test_info_names_versions_device_hand_model_and_mano_location():
     result = _interhand("info")
     assert result.returncode == 0, result.stderr
     for needle in ("torch", "smplx", "device", "cpu", "hand model", "OpenHand", "MANO directory", "MANO imported",
-                   "shipped model          stcnet_lite_synth.pt (lite, input 128, hand model OpenHand"):
+                   "shipped model          stcnet_lite_landmarks_synth.pt (lite-landmarks, input 128, "
+                   "hand model OpenHand"):
         assert needle in result.stdout
 
 

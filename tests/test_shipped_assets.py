@@ -21,14 +21,15 @@ def test_shipped_model_is_compact_and_loads_with_its_hand_model():
     path = shipped_checkpoint()
     assert path.stat().st_size < 20 * 2**20
     ckpt = read_checkpoint(path)
-    assert ckpt.hand_model == "OpenHand" and ckpt.config.preset == "lite"
+    assert ckpt.hand_model == "OpenHand" and ckpt.config.preset == "lite-landmarks" and ckpt.config.landmarks
     assert ckpt.extra["trained"]["step"] > 0  # provenance of the training run
     model, preset, digest = load_run_model(None, "auto", torch.device("cpu"))
-    assert preset == "lite" and len(digest) == 64 and model.hand_model_name == "OpenHand"
-    assert describe_run_model(None, "auto") == ("lite", "OpenHand")
+    assert preset == "lite-landmarks" and len(digest) == 64 and model.hand_model_name == "OpenHand"
+    assert describe_run_model(None, "auto") == ("lite-landmarks", "OpenHand")
     x = torch.rand(1, model.config.frames, 3, model.config.input_size, model.config.input_size)
+    landmarks = torch.zeros(1, model.config.frames, 2, 21, 3)  # a detector that found nothing
     with torch.no_grad():
-        out = model(x)
+        out = model(x, landmarks=landmarks)
     assert torch.isfinite(out.vertices).all()
 
 
@@ -65,6 +66,8 @@ def test_demo_video_and_result_agree():
     np.testing.assert_allclose(result.gt["keypoints"][:, 0, 0], 0.0, atol=1e-6)
     both = result.valid.all(-1)
     assert both.mean() > 0.6  # both hands on most frames (the grasp hides one hand behind the other at times)
+    # Where the detector saw one hand only, the other is not reconstructed: nothing presses into it.
+    assert not result.inside[~both].any() and not result.depth[~both].any()
     # Hand-sized hands: the largest keypoint distance within each hand (an adult hand spans 0.15-0.2 m).
     kp = result.keypoints[both]
     extent = np.linalg.norm(kp[:, :, :, None] - kp[:, :, None], axis=-1).max((-1, -2))

@@ -130,6 +130,6 @@ def test_cached_run_learns_and_resumes_exactly(synth_root, tmp_path):
 
 
 def test_cache_needs_the_whole_encoder_frozen(synth_root, tmp_path):
-    with pytest.raises(ValueError, match="feature_cache: .*freeze_stride 32"):
+    with pytest.raises(ValueError, match=r"feature_cache: .*freeze_stride 32"):
         TrainConfig(data=(str(synth_root),), out=str(tmp_path), feature_cache=str(tmp_path / "f.pt"),
                     **{**TINY, "freeze_stride": 8})

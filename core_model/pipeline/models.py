@@ -28,7 +28,7 @@ def faces_of(model: HandModel):
     return model.right.data.faces, model.left.data.faces
 
 
-SHIPPED_CHECKPOINT = ("models", "stcnet_lite_synth.pt")
+SHIPPED_CHECKPOINT = ("models", "stcnet_lite_landmarks_synth.pt")
 """Where the model this project trained lives under the assets (``assets/models/``; see BENCHMARKS.md)."""
 
 

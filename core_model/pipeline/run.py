@@ -196,6 +196,10 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                     out = update.outputs
                     with stage(timer, "penetration"):
                         pen = detect_interpenetration(out["vertices"], meshes)
+                        # A hand the detector did not see is not reconstructed (valid False): nothing can be
+                        # inside it, and it presses into nothing.
+                        lone = ~arrays["valid"][f].all(-1)
+                        pen.inside[lone], pen.depth[lone] = False, 0.0
                     with stage(timer, "write"):
                         box = regions.bbox[f][:, None, None]  # crop [-1, 1] -> frame pixels
                         out["keypoints2d"] = box[..., :2] + (out["keypoints2d"] + 1) / 2 * box[..., 2:3]

@@ -46,7 +46,10 @@ def test_demo_opens_runs_scrubs_and_exports(window, qtbot, tmp_path):
         session.set_frame(int(f))
         settle(qtbot)
         assert red_pixels(scene.main.plotter.screenshot(return_img=True)) == 0, int(f)
-    for f in np.argsort(-counts * both)[:2]:
+    # The shipped model's hands do not interpenetrate on every demo (they do not on the current one); red on
+    # penetrating frames is checked on results that do in test_gui_export and test_refined.
+    top = np.argsort(-counts * both)[:2]
+    for f in top[counts[top] > 0]:
         session.set_frame(int(f))
         red = []
         for preset in ("camera", "side", "top", "alternative"):
