@@ -110,13 +110,16 @@ def test_resume_continues_exactly(synth_root, tmp_path):
         train(_config(synth_root, tmp_path / "budget", **settings), resume=None)
 
 
-def test_torchrun_two_gloo_processes(synth_root, tmp_path):
+@pytest.mark.parametrize("cached", [False, True], ids=["images", "feature-cache"])
+def test_torchrun_two_gloo_processes(synth_root, tmp_path, cached):
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "core_model.cli", "train", "--data", str(synth_root), "--out", str(out), "--input-size", "64",
                "--frames", "4", "--batch", "1", "--workers", "0", "--steps", "4", "--checkpoint-every", "2",
                "--log-every", "2", "--device", "cpu", "--hand-model", "openhand", "--imagenet-weights", "none",
                "--no-tensorboard"]
+    if cached:  # rank 0 builds the cache, rank 1 finds it after the barrier
+        command += ["--preset", "lite-landmarks", "--freeze-stride", "32", "--feature-cache", str(tmp_path / "f.pt")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -126,6 +129,8 @@ def test_torchrun_two_gloo_processes(synth_root, tmp_path):
     assert state.progress.steps_per_epoch == 3
     assert [r["step"] for r in read_log(out)] == [2, 4]
     assert result.stdout.count("finished: step 4 of 4") == 1  # rank 0 alone reports
+    if cached:
+        assert (tmp_path / "f.pt").is_file() and result.stderr.count("windows encoded in") == 1
 
 
 def test_ablation_switches(tmp_path):
