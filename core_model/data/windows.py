@@ -263,6 +263,17 @@ def _fill_missing(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return values[nearest]
 
 
+def item_seed_from_torch() -> int:
+    """An item's seed for its random draws, from torch's generator: it follows ``torch.manual_seed`` and the
+    loader's per-worker seeding (and so :class:`~core_model.training.datasets.SeededWindows`)."""
+    return int(torch.randint(0, 2 ** 62, ()).item())
+
+
+def detector_rng_of(seed: int) -> np.random.Generator:
+    """The simulated detector's generator for an item seeded ``seed`` (a stream apart from its augmentation's)."""
+    return np.random.default_rng([seed, 1])
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """Windows of ``window`` frames over ``sequences``, every ``stride`` frames (default: ``window``).
 
@@ -314,9 +325,9 @@ class WindowDataset(torch.utils.data.Dataset):
         s, start = self.index[item]
         aug, detector_rng = AugmentParams(), None
         if self.augmentation is not None:
-            seed = int(torch.randint(0, 2 ** 62, ()).item())  # follows torch.manual_seed and worker seeding
+            seed = item_seed_from_torch()
             aug = self.augmentation.sample(np.random.default_rng(seed))
-            detector_rng = np.random.default_rng([seed, 1])
+            detector_rng = detector_rng_of(seed)
         return self.build(s, start, aug, detector_rng).to_dict()
 
     def build(self, s: int, start: int, aug: AugmentParams, detector_rng: np.random.Generator | None = None,

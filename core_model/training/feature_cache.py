@@ -22,11 +22,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from core_model.data.windows import AugmentParams, Window, WindowDataset
+from core_model.data.windows import AugmentParams, Window, WindowDataset, detector_rng_of, item_seed_from_torch
 from core_model.fileio import atomic_path
 
 log = logging.getLogger(__name__)
@@ -115,8 +114,8 @@ class CachedWindows(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         s, start = self.dataset.index[item]
-        seed = int(torch.randint(0, 2 ** 62, ()).item())
-        window = self.dataset.build(s, start, AugmentParams(), np.random.default_rng([seed, 1]), load_images=False)
+        window = self.dataset.build(s, start, AugmentParams(), detector_rng_of(item_seed_from_torch()),
+                                    load_images=False)
         out = window.to_dict()
         del out["images"]
         out["f1"], out["g2"] = self.f1[item], self.g2[item]
