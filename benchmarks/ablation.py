@@ -75,17 +75,18 @@ def command_cache(args: argparse.Namespace) -> int:
     from core_model.device import pick_device
     from core_model.handmodel.registry import load_hand_model
     from core_model.network.encoder import FrameEncoder
-    from core_model.training.datasets import build_windows
+    from core_model.train import training_windows
     from core_model.training.feature_cache import load_or_build
 
     if args.threads:
         torch.set_num_threads(args.threads)
     config = row_config(args, *ROWS[0][1:3], None)
-    net = config.network_config()
-    dataset = build_windows(config.data, load_hand_model(config.hand_model), window=net.frames,
-                            crop_size=net.input_size, stride=config.window_stride)
+    if config.feature_cache is None:
+        raise SystemExit("cache: only with --freeze-stride 32 (a frozen encoder's features are what is cached)")
+    dataset = training_windows(config, load_hand_model(config.hand_model))
     device = pick_device(args.device)
-    f1, _ = load_or_build(config.feature_cache, FrameEncoder(net.encoder).to(device), dataset, device)
+    encoder = FrameEncoder(config.network_config().encoder, config.imagenet_weights).to(device)
+    f1, _ = load_or_build(config.feature_cache, encoder, dataset, device)
     print(f"{len(f1)} windows cached in {config.feature_cache}")
     return 0
 

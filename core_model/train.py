@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from core_model.data.windows import Augmentation, collate_windows
+from core_model.data.windows import Augmentation, WindowDataset, collate_windows
 from core_model.training import distributed
 from core_model.training.config import ABLATE_CHOICES, ObjectiveConfig, TrainConfig
 from core_model.training.datasets import EpochSampler, SeededWindows, build_windows
@@ -111,6 +111,15 @@ def train(config: TrainConfig, resume: str | Path | None = "auto") -> TrainResul
         distributed.stop(processes)
 
 
+def training_windows(config: TrainConfig, hand_model) -> WindowDataset:
+    """The windows a run trains on: augmented crops, or centred ones for a run that reads cached features (they
+    set the cache's key, so ``benchmarks/ablation.py cache`` builds its file from this same call)."""
+    augmentation = Augmentation() if config.augment and config.feature_cache is None else None
+    return build_windows(config.data, hand_model, window=config.frames,
+                         crop_size=config.network_config().input_size, stride=config.window_stride,
+                         augmentation=augmentation)
+
+
 def _precision(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     if config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda"
                                       and torch.cuda.is_bf16_supported()):
@@ -146,9 +155,7 @@ def _train(config: TrainConfig, resume, processes: distributed.Processes, stop: 
     guided = net_config.landmarks
 
     cached = config.feature_cache is not None
-    augmentation = Augmentation() if config.augment and not cached else None
-    dataset = build_windows(config.data, hand_model, window=config.frames, crop_size=net_config.input_size,
-                            stride=config.window_stride, augmentation=augmentation)
+    dataset = training_windows(config, hand_model)
     items: torch.utils.data.Dataset = dataset
     collate = collate_windows
     if cached:
