@@ -358,10 +358,13 @@ def run_timing(args) -> None:
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {tuple(batch.betas.shape[:2])} "
           f"= {frames} frames, load average {os.getloadavg()[0]:.2f}\n")
     print("| configuration | ms/frame (median of 3) |\n| --- | --- |")
-    for label, cfg in (("default (L-BFGS 30, interpenetration refreshed at 0 and 15)", RefineConfig()),
-                       ("interpenetration refreshed once (step 0)", RefineConfig(inter_refresh=(0,))),
-                       ("without interpenetration", RefineConfig(use_inter=False)),
-                       ("15 iterations, without interpenetration", RefineConfig(steps=15, use_inter=False))):
+    for label, cfg in (("default (L-BFGS 30, capsules, eq. 6 looked up at step 15)", RefineConfig()),
+                       ("eq. 6 looked up at steps 0 and 15", RefineConfig(inter_refresh=(0, 15))),
+                       ("without eq. 6 (capsules only)", RefineConfig(use_inter=False)),
+                       ("without capsules (eq. 6 at 0 and 15)", RefineConfig(use_capsules=False,
+                                                                              inter_refresh=(0, 15))),
+                       ("without the PnP start", RefineConfig(rigid_init=False)),
+                       ("15 iterations, without eq. 6", RefineConfig(steps=15, use_inter=False))):
         refiner = Refiner(hand_model, cfg)
         refiner.refine(batch)
         times = [refiner.refine(batch).seconds for _ in range(3)]

@@ -25,6 +25,9 @@ class RefineConfig:
     lr_final: float = 0.1                 # the rates decay linearly to this share of themselves
 
     use_reproj: bool = True
+    rigid_init: bool = True               # start from a PnP of each hand's palm landmarks where it fits far better
+    rigid_accept: float = 0.7             # ... its median landmark error below this share of the network's
+    rigid_window: int = 8                 # corrections averaged over this many linked frames on each side
     w_reproj: float = 1.0
     robust: str = "huber"                 # one of ROBUST_KERNELS
     robust_scale: float = 0.02            # kernel scale in crop sides
@@ -33,12 +36,17 @@ class RefineConfig:
     use_smooth: bool = True               # paper eq. 5: sum of joint displacement norms between frames
     w_smooth: float = 0.05
     use_accel: bool = True                # squared second differences of the joints (jitter)
-    w_accel: float = 2e4
+    w_accel: float = 1e5
 
     use_inter: bool = True                # paper eq. 6: l_alpha of the depth of vertices inside the other hand
     w_inter: float = 10.0
     alpha: float = 0.02                   # metres (paper: 2 cm)
-    inter_refresh: tuple[int, ...] = (0, 15)  # steps where inside masks and nearest vertices are recomputed exactly
+    inter_refresh: tuple[int, ...] = (15,)  # steps where inside masks and nearest vertices are recomputed exactly
+
+    use_capsules: bool = True             # capsules on the keypoints kept apart (core_model.refine.capsules)
+    w_capsules: float = 1e6               # squared metres of overlap
+    capsule_margin: float = 0.002         # metres added to the radii
+    capsule_quantile: float = 0.5         # a capsule's radius: this quantile of its vertices' distances
 
     use_prior: bool = True                # stay near the network's prediction
     w_pose: float = 0.3                   # per joint, squared radians
@@ -65,5 +73,7 @@ class RefineConfig:
             raise ValueError(f"robust: expected one of {ROBUST_KERNELS}, got {self.robust!r}")
         if self.steps < 0:
             raise ValueError(f"steps: expected a non-negative number of steps, got {self.steps}")
+        if not 0.0 < self.capsule_quantile <= 1.0:
+            raise ValueError(f"capsule_quantile: expected a quantile in (0, 1], got {self.capsule_quantile}")
         if self.robust_scale <= 0 or self.alpha <= 0:
             raise ValueError(f"robust_scale, alpha: expected positive scales, got {self.robust_scale}, {self.alpha}")

@@ -22,11 +22,15 @@ from core_model.geometry.interpenetration import HandMeshes, detect_interpenetra
 from core_model.handmodel.keypoints import FINGERS, MANO_JOINT_NAMES
 from core_model.handmodel.layer import HandModel
 from core_model.handmodel.poses import limits_array, rest_frames
-from core_model.refine import terms
+from core_model.refine import capsules, rigid, terms
 from core_model.refine.camera import project
 from core_model.refine.config import RefineConfig
 from core_model.refine.gating import RESIDUAL, USED, gate_detections
 from core_model.refine.kinematics import HandSkeleton, rotmats_of
+
+CAPSULE_REACH = 0.02
+"""Metres: capsule pairs this far from touching at a phase's start are followed through the phase (the hands'
+joints move less than this in the 15 or so iterations between looks)."""
 
 
 @dataclasses.dataclass
@@ -161,6 +165,10 @@ class Refiner:
         score = torch.nan_to_num(data.det_score).clamp(0, 1)
         det_weight = torch.as_tensor(gate == USED, device=dev).to(dt) * score                # [B, T, 2]
         seen = torch.isfinite(data.det_keypoints2d).all(-1).to(dt)                           # [B, T, 2, 21]
+        if cfg.use_reproj and cfg.rigid_init:
+            orient0, roots0, rel0 = self._rigid_start(data, gate == USED, betas0, orient0, pose0, roots0, rel0,
+                                                      scale_px)
+            R0 = roma.rotvec_to_rotmat(orient0)
 
         d_orient = torch.zeros_like(orient0, requires_grad=True)
         d_pose = torch.zeros_like(pose0, requires_grad=True)
@@ -170,6 +178,7 @@ class Refiner:
         root_w = roots0.new_tensor([cfg.w_root_xy, cfg.w_root_xy, cfg.w_root_z])
         both = valid.all(-1).to(dt)
         ctx: dict = {"contact": None, "det_weight": det_weight}
+        radii = self._radii(betas0, valid) if cfg.use_capsules and bool(both.any()) else None
         losses: dict[str, tuple[float, float]] = {}
 
         def state():
@@ -202,6 +211,9 @@ class Refiner:
                 points = self.skeleton.vertices_at(betas, posed, inside)
                 partners = self.skeleton.vertices_at(betas, posed, nearest)
                 loss["inter"] = cfg.w_inter * terms.interpenetration(points, partners, cfg.alpha, frames)
+            if cfg.use_capsules and ctx.get("pairs") is not None:
+                loss["capsules"] = cfg.w_capsules * terms.capsule_collision(kp, radii, ctx["pairs"],
+                                                                           cfg.capsule_margin, frames)
             if cfg.use_prior:
                 loss["prior"] = (terms.prior(d_pose, 0.0, cfg.w_pose * vf[..., None], frames)
                                  + terms.prior(d_orient, 0.0, cfg.w_orient * vf[..., None], frames)
@@ -230,8 +242,14 @@ class Refiner:
             with torch.no_grad():
                 betas, rot, posed = state()
                 kp = self.skeleton.keypoints(betas, posed)
+            if radii is not None:
+                ctx["pairs"] = capsules.candidate_pairs(kp, radii, both, cfg.capsule_margin + CAPSULE_REACH)
             if cfg.use_inter and s0 in cfg.inter_refresh:
-                ctx["contact"] = self._contacts(betas, rot, roots, kp, valid)
+                near = None
+                if ctx.get("pairs") is not None:  # the frames where some capsules nearly touch
+                    near = torch.zeros(B, T, dtype=torch.bool, device=dev)
+                    near[ctx["pairs"][0], ctx["pairs"][1]] = True
+                ctx["contact"] = self._contacts(betas, rot, roots, kp, valid, near)
             if cfg.use_reproj and s0 == cfg.steps // 2 and s0 > 0 and cfg.gate and cfg.residual_gate > 0:
                 e = ((project(kp, data.K[:, :, None]) - det) ** 2).sum(-1).sqrt() / scale_px[..., None, None]
                 e = torch.where(seen > 0, e, torch.nan)
@@ -299,13 +317,45 @@ class Refiner:
             total.backward()
             opt.step()
 
-    def _contacts(self, betas, rot, roots, kp, valid):
-        """Exact inside test on the frames whose hands' boxes overlap; for every inside vertex, the nearest vertex
-        of the other hand. Returns the two ``VertexSet`` (inside vertices, their partners), or None."""
+    def _rigid_start(self, data: RefineInput, used: np.ndarray, betas0, orient0, pose0, roots0, rel0, scale_px):
+        """The start and prior targets with each hand's orientation and wrist re-solved from its palm landmarks
+        where that fits them much better (:mod:`core_model.refine.rigid`). The relative translation's target
+        follows where both hands were re-solved; elsewhere it keeps the network's."""
+        cfg = self.config
+        with torch.no_grad():
+            local = self.skeleton(betas0, rotmats_of(orient0, pose0), torch.zeros_like(roots0))
+        host = lambda x: x.detach().cpu().double().numpy()  # noqa: E731
+        C, roots, taken = rigid.rigid_starts(
+            host(local), host(roots0), host(data.det_keypoints2d), used & data.valid.cpu().numpy(), host(data.K),
+            host(scale_px), data.link.cpu().numpy(), accept=cfg.rigid_accept, window=cfg.rigid_window)
+        if not taken.any():
+            return orient0, roots0, rel0
+        C = torch.as_tensor(C, dtype=orient0.dtype, device=orient0.device)
+        orient = roma.rotmat_to_rotvec(C @ roma.rotvec_to_rotmat(orient0))
+        roots = torch.as_tensor(roots, dtype=roots0.dtype, device=roots0.device)
+        both = torch.as_tensor(taken.all(-1), device=rel0.device)[..., None]
+        return orient, roots, torch.where(both, roots[..., 1, :] - roots[..., 0, :], rel0)
+
+    def _radii(self, betas: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Capsule radii [2, S] of each hand's mean refined shape, fitted on its rest pose."""
+        with torch.no_grad():
+            w = valid.to(betas.dtype)[..., None]
+            mean = (betas * w).sum((0, 1)) / w.sum((0, 1)).clamp_min(1.0)                   # [2, 10]
+            zeros, flat = mean.new_zeros(2, 3), mean.new_zeros(2, 45)
+            verts = self.hand_model(mean, zeros, flat, self.skeleton.transl(mean, zeros)).vertices       # [2, V, 3]
+            kp = self.skeleton(mean, rotmats_of(zeros, flat), zeros)                                     # [2, 21, 3]
+            return capsules.fit_radii(verts, kp, self.config.capsule_quantile)
+
+    def _contacts(self, betas, rot, roots, kp, valid, near=None):
+        """Exact inside test on the frames whose hands' boxes overlap and, given ``near`` [B, T], where it holds;
+        for every inside vertex, the nearest vertex of the other hand. Returns the two ``VertexSet`` (inside
+        vertices, their partners), or None."""
         with torch.no_grad():
             lo, hi = kp.amin(-2), kp.amax(-2)                                     # [B, T, 2, 3]
             margin = 0.03                                                         # fingertip pads beyond joints
             overlap = ((lo[..., 0, :] - margin <= hi[..., 1, :]) & (lo[..., 1, :] - margin <= hi[..., 0, :])).all(-1)
+            if near is not None:
+                overlap &= near
             b, t = torch.nonzero(overlap & valid.all(-1), as_tuple=True)
             if len(b) == 0:
                 return None

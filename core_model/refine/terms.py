@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from core_model.losses import l_alpha
+from core_model.refine.capsules import capsule_axes, segment_distance
 
 EPS = 1e-9
 
@@ -64,6 +65,22 @@ def interpenetration(points: torch.Tensor, partners: torch.Tensor, alpha: float,
         return points.new_zeros(())
     depth = torch.sqrt(((points - partners) ** 2).sum(-1) + EPS)
     return l_alpha(depth, alpha).sum() / frames
+
+
+def capsule_collision(keypoints: torch.Tensor, radii: torch.Tensor, pairs: tuple[torch.Tensor, ...], margin: float,
+                      frames: int) -> torch.Tensor:
+    """Squared overlap (metres^2) of capsules of the right hand with capsules of the left
+    (:mod:`core_model.refine.capsules`): ``relu(r_a + r_b + margin - d(axis_a, axis_b))^2`` summed over ``pairs``
+    (frame indices..., right capsule a [K], left capsule b [K]: ``capsules.candidate_pairs``, or all pairs);
+    keypoints [..., 2, 21, 3], radii [2, S]."""
+    *at, s, t = pairs
+    if s.numel() == 0:
+        return keypoints.new_zeros(())
+    a, b = capsule_axes(keypoints, radii)                                              # [..., 2, S, 3]
+    right, left = (*at, torch.zeros_like(s), s), (*at, torch.ones_like(t), t)
+    d = segment_distance(a[right], b[right], a[left], b[left])
+    overlap = torch.relu(radii[0][s] + radii[1][t] + margin - d)
+    return (overlap**2).sum() / frames
 
 
 def prior(value: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, frames: int) -> torch.Tensor:
