@@ -373,9 +373,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.session.video_path is None or self.session.video_path.resolve() != settings.video.resolve():
             self.open_video(settings.video)
         self._run_settings = settings
-        # Loading MediaPipe's native library holds the GIL for ~0.1 s: do it here, once, before the worker
-        # runs, not in the worker, where it would freeze this (GUI) thread mid-run.
+        # Importing MediaPipe and loading its native library (ctypes' dlopen, at the first detector) hold the
+        # GIL for ~0.1 s each: do both here, once, before the worker runs, not in the worker, where they would
+        # freeze this (GUI) thread mid-run.
         import mediapipe.tasks.python.vision  # noqa: F401
+        from mediapipe.tasks.python.core.mediapipe_c_bindings import load_raw_library
+
+        load_raw_library()
 
         self._run_model = describe_run_model(settings.checkpoint, settings.hand_model, settings.untrained)
         hand_model = self._run_model[1]
