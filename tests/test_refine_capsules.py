@@ -144,7 +144,8 @@ def test_rigid_start_recovers_a_turned_and_moved_hand(openhand):
     det[2, 0, 5:] = np.nan                                                # a frame that sees only the palm base
     net_roots = (true_roots * torch.tensor([1.0, 1.0, 0.5], dtype=D)).numpy()   # twice too close, as on rock-sign
     C, roots, taken = rigid_starts(local.numpy()[None], net_roots[None], det[None], np.ones((1, T, 2), bool),
-                                   Kt.numpy()[None], np.full((1, T), 300.0), np.ones((1, T - 1), bool))
+                                   Kt.numpy()[None], np.full((1, T), 300.0), np.ones((1, T - 1), bool),
+                                   accept=0.7, window=8)
     assert taken.all()
     angle = roma.rotmat_geodesic_distance(torch.as_tensor(C[0]), turn.expand(T, 2, 3, 3))
     assert float(angle.max()) < np.radians(1.0)
@@ -152,7 +153,7 @@ def test_rigid_start_recovers_a_turned_and_moved_hand(openhand):
     # A start that already explains the landmarks is kept.
     C2, roots2, taken2 = rigid_starts(local.numpy()[None], net_roots[None], det[None], np.ones((1, T, 2), bool),
                                       Kt.numpy()[None], np.full((1, T), 300.0), np.ones((1, T - 1), bool),
-                                      accept=0.0)
+                                      accept=0.0, window=8)
     assert not taken2.any() and np.allclose(C2, np.eye(3)) and np.allclose(roots2, net_roots)
 
 
@@ -163,5 +164,5 @@ def test_gated_landmarks_do_not_move_the_start():
     roots = np.tile([0.0, 0.0, 0.5], (1, 2, 2, 1))
     det = np.random.default_rng(0).uniform(0, 600, (1, 2, 2, 21, 2))
     _, out, taken = rigid_starts(local, roots, det, np.zeros((1, 2, 2), bool), np.tile(K, (1, 2, 1, 1)),
-                                 np.full((1, 2), 300.0), np.ones((1, 1), bool))
+                                 np.full((1, 2), 300.0), np.ones((1, 1), bool), accept=0.7, window=8)
     assert not taken.any() and np.allclose(out, roots)

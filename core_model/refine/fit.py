@@ -177,7 +177,7 @@ class Refiner:
         params = [d_orient, d_pose, roots, d_betas]
         root_w = roots0.new_tensor([cfg.w_root_xy, cfg.w_root_xy, cfg.w_root_z])
         both = valid.all(-1).to(dt)
-        ctx: dict = {"contact": None, "det_weight": det_weight}
+        ctx: dict = {"contact": None, "pairs": None, "det_weight": det_weight}
         radii = self._radii(betas0, valid) if cfg.use_capsules and bool(both.any()) else None
         losses: dict[str, tuple[float, float]] = {}
 
@@ -211,7 +211,7 @@ class Refiner:
                 points = self.skeleton.vertices_at(betas, posed, inside)
                 partners = self.skeleton.vertices_at(betas, posed, nearest)
                 loss["inter"] = cfg.w_inter * terms.interpenetration(points, partners, cfg.alpha, frames)
-            if cfg.use_capsules and ctx.get("pairs") is not None:
+            if ctx["pairs"] is not None:
                 loss["capsules"] = cfg.w_capsules * terms.capsule_collision(kp, radii, ctx["pairs"],
                                                                            cfg.capsule_margin, frames)
             if cfg.use_prior:
@@ -246,7 +246,7 @@ class Refiner:
                 ctx["pairs"] = capsules.candidate_pairs(kp, radii, both, cfg.capsule_margin + CAPSULE_REACH)
             if cfg.use_inter and s0 in cfg.inter_refresh:
                 near = None
-                if ctx.get("pairs") is not None:  # the frames where some capsules nearly touch
+                if ctx["pairs"] is not None:  # the frames where some capsules nearly touch
                     near = torch.zeros(B, T, dtype=torch.bool, device=dev)
                     near[ctx["pairs"][0], ctx["pairs"][1]] = True
                 ctx["contact"] = self._contacts(betas, rot, roots, kp, valid, near)

@@ -89,12 +89,18 @@ def gate_detections(det_px: np.ndarray, det_score: np.ndarray, pred_px: np.ndarr
     return reason
 
 
+def run_ids(link: np.ndarray) -> np.ndarray:
+    """[B, T] the index of each frame's run of linked frames, from link [B, T-1] (frames t and t+1 consecutive)."""
+    link = np.asarray(link, bool)
+    return np.concatenate([np.zeros((len(link), 1), np.int64), np.cumsum(~link, axis=1)], axis=1)
+
+
 def _track_medians(centre: np.ndarray, present: np.ndarray, link: np.ndarray, k: int
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Median centre [B, T, 2, 2] of each slot over the k linked neighbours on each side (the frame itself left
     out), and of the other slot; NaN where no neighbour has it."""
-    B, T = present.shape[:2]
-    run = np.concatenate([np.zeros((B, 1), np.int64), np.cumsum(~np.asarray(link, bool), axis=1)], axis=1)
+    T = present.shape[1]
+    run = run_ids(link)
     values = np.where(present[..., None], centre, np.nan)
     stack = []
     for shift in [s for s in range(-k, k + 1) if s != 0]:

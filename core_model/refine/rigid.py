@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import roma
+import torch
+
+from core_model.refine.gating import run_ids
 
 PALM = (0, 1, 5, 9, 13, 17)
 
@@ -23,7 +27,7 @@ def _median_error(points: np.ndarray, det: np.ndarray, seen: np.ndarray, K: np.n
 
 
 def rigid_starts(local: np.ndarray, roots: np.ndarray, det: np.ndarray, use: np.ndarray, K: np.ndarray,
-                 scale_px: np.ndarray, link: np.ndarray, *, accept: float = 0.7, window: int = 3
+                 scale_px: np.ndarray, link: np.ndarray, *, accept: float, window: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per hand-frame a rotation C [B, T, 2, 3, 3] to apply to the network's hand about its wrist and the wrist's
     position [B, T, 2, 3] (the network's where it is kept), and where they were corrected [B, T, 2] bool.
@@ -65,8 +69,8 @@ def _spread(corr: np.ndarray, offset: np.ndarray, taken: np.ndarray, link: np.nd
     correcting only some frames of a run would put a step into the start and the prior's target, which the fit
     turns into acceleration (measured: Accel_E up by a quarter on the synthetic split)."""
     B, T = taken.shape[:2]
-    run = np.concatenate([np.zeros((B, 1), int), np.cumsum(~link.astype(bool), axis=1)], axis=1)   # [B, T] run id
-    out_c = np.tile(np.eye(3), (B, T, 2, 1, 1))
+    run = run_ids(link)
+    means = np.tile(np.eye(3), (B, T, 2, 1, 1))
     out_r = roots.copy()
     done = np.zeros((B, T, 2), bool)
     frames = np.arange(T)
@@ -80,8 +84,7 @@ def _spread(corr: np.ndarray, offset: np.ndarray, taken: np.ndarray, link: np.nd
                 for t in members:
                     gap = np.abs(sources - t)
                     near = sources[gap <= max(window, gap.min())]
-                    u, _, vt = np.linalg.svd(corr[b, near, h].mean(0))
-                    out_c[b, t, h] = u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+                    means[b, t, h] = corr[b, near, h].mean(0)
                     out_r[b, t, h] = roots[b, t, h] + offset[b, near, h].mean(0)
                     done[b, t, h] = True
-    return out_c, out_r, done
+    return roma.special_procrustes(torch.from_numpy(means)).numpy(), out_r, done
