@@ -13,7 +13,7 @@ from core_model.device import describe_device, pick_device
 from core_model.handmodel.registry import MANO_FILES, mano_available, mano_dir
 
 PACKAGES = ("torch", "numpy", "scipy", "smplx", "roma", "trimesh", "embreex", "pyvista", "vtk",
-            "PySide6-Essentials", "pyvistaqt", "pyqtgraph")
+            "PySide6-Essentials", "pyqtgraph")
 
 
 def _version(dist: str) -> str:

@@ -37,6 +37,7 @@ echo "== import contract"
 "$BIN/lint-imports" --config pyproject.toml
 
 echo "== pytest"
-# The GUI tests need a real GL-capable X display (pyvistaqt's QtInteractor); fail rather than skip them here.
+# The GUI tests need a real X display (Qt's xcb platform; the 3D views' off-screen VTK render windows use its GLX);
+# fail rather than skip them here.
 export INTERHAND_REQUIRE_GUI=1
 exec xvfb-run -a -s "-screen 0 1280x1024x24" "$PY" -m pytest "$@"

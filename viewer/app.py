@@ -49,9 +49,6 @@ def screenshot_when_drawn(window, shots: Sequence[str], settle_ms: int = 500) ->
         targets.append((key, Path(path)) if sep and key in {*PANELS, "window"} else ("window", Path(shot)))
 
     def shoot() -> None:
-        scene = window.panels["scene"]
-        for view in (scene.main, scene.second):  # draw the 3D views now, not at their next paint event
-            view.plotter.render()
         app.processEvents()
         try:
             for key, path in targets:

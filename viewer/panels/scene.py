@@ -17,6 +17,12 @@ from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, set_view
 from viewer.session import LoadedResult, Session
 
 PRESETS = ("camera", "front", "side", "top", "alternative")
+# While the timeline plays in software GL, the 3D views render this fraction of their pixels in each direction and
+# are stretched to size (ParaView's "image reduction factor" during interaction): drawing the shaded hands cost
+# Mesa llvmpipe ~6-11 ms per view and frame at full size, which kept playback of the demo under 20 fps. Any frame
+# that stays on screen (pause, scrub, screenshot, export) is drawn at full resolution; a GPU always is.
+PLAYBACK_SCALE = 0.5
+SOFTWARE_GL = ("llvmpipe", "softpipe", "swrast", "swiftshader", "software rasterizer")
 # Ground truth is drawn lightly so that the prediction stays readable through it: a wireframe of every triangle
 # hid the shaded prediction behind a dense grid. A faint surface says where the true hand is, its silhouette
 # (from each view's camera) gives its shape. Grey, never red: red means penetration. Translucency costs one
@@ -168,20 +174,27 @@ def _write(mesh, points: np.ndarray, normals: np.ndarray | None = None, colours:
 
 
 class HandView(QtWidgets.QWidget):
-    """One QtInteractor showing the shared meshes."""
+    """One RenderView showing the shared meshes."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        from pyvistaqt import QtInteractor
+        from viewer.panels.render_view import RenderView
 
-        self.plotter = QtInteractor(self, multi_samples=0, auto_update=False)  # we render on change only
+        self.view = RenderView(self)
+        self.plotter = self.view.plotter
         self.plotter.set_background("white")
+        # One light at the camera: the five of pyvista's light kit cost software GL ~1.2 ms per view and frame, and
+        # a headlight keeps the side of the hands the user looks at lit from every preset and after any turn.
+        import pyvista as pv
+
+        self.plotter.remove_all_lights()
+        self.plotter.add_light(pv.Light(light_type="headlight"))
         # The one translucent surface (ground truth) is blended directly: order-independent transparency, VTK's
         # default without depth peeling, adds full-window passes per render that software GL feels.
         self.plotter.renderer.SetUseOIT(False)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.plotter.interactor)
+        layout.addWidget(self.view)
         self.hand_actors: list = []
         self.truth_actors: list = []
         self.refined_actors: list = []
@@ -323,6 +336,7 @@ class ScenePanel(QtWidgets.QWidget):
         self.refined.setEnabled(False)
         self.refined.setToolTip(NO_REFINED_TIP)
         self._second_before: dict | None = None  # the second view's camera before it showed the refinement
+        self._software_gl: bool | None = None  # whether the views render in software GL (asked when first needed)
         reset = QtWidgets.QPushButton("Reset", self)
         bar = QtWidgets.QHBoxLayout()
         for widget in (QtWidgets.QLabel("View", self), self.preset, reset, self.link,
@@ -332,7 +346,8 @@ class ScenePanel(QtWidgets.QWidget):
         self.views = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
         self.views.addWidget(self.main)
         self.views.addWidget(self.second)
-        self.views.setSizes([2, 1])
+        self.views.setStretchFactor(0, 2)  # the main view twice as wide as the second
+        self.views.setStretchFactor(1, 1)
         self._sizes_before: list[int] | None = None  # the views' widths before they showed network | refined
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -344,8 +359,8 @@ class ScenePanel(QtWidgets.QWidget):
         self.link.toggled.connect(self._on_link)
         self.truth.toggled.connect(lambda _: self.show_frame(session.frame))
         self.refined.toggled.connect(self._on_refined)
-        self.main.plotter.iren.add_observer("InteractionEvent", lambda *_: self._follow())
-        self.second.plotter.iren.add_observer("InteractionEvent", lambda *_: self._lead())
+        self.main.view.on_interaction(self._follow)
+        self.second.view.on_interaction(self._lead)
         session.frame_changed.connect(self.show_frame)
         session.results_changed.connect(self._on_results)
         session.frames_updated.connect(self._on_frames_updated)
@@ -378,7 +393,39 @@ class ScenePanel(QtWidgets.QWidget):
         self._model_name = hand_model.lower()
         self.main.show_scene(self.scene)
         self.second.show_scene(self.scene, refined=True)
+        self._compile_shaders(np.stack([model.right.data.v_template, model.left.data.v_template]))
         self._fresh = True
+
+    def _compile_shaders(self, rest: np.ndarray) -> None:
+        """Draw every actor of both views once, on the hand model's rest meshes ``rest`` [2, V, 3], and leave
+        them as they were. Why: a view's first draw of a kind of actor compiles its shaders, which software GL
+        does in 50-100 ms per actor; done here (when a result opens or before a run's worker starts), the first
+        frames of a run do not freeze the window while it streams in."""
+        none = np.zeros(rest.shape[:2], bool)
+        self.scene.update(rest, none, rest)
+        self.scene.update_refined(rest, none, np.ones(2, bool))
+        for view in (self.main, self.second):
+            actors = view.hand_actors + view.truth_actors + view.refined_actors
+            shown = [actor.GetVisibility() for actor in actors]
+            for actor in actors:
+                actor.SetVisibility(True)
+            view.view.render_image()
+            for actor, visible in zip(actors, shown):
+                actor.SetVisibility(visible)
+            view.view.request_render()
+
+    @property
+    def software_gl(self) -> bool:
+        if self._software_gl is None:
+            name = self.main.view.renderer_name().lower()
+            self._software_gl = any(kind in name for kind in SOFTWARE_GL)
+        return self._software_gl
+
+    def set_playing(self, playing: bool) -> None:
+        """Playback started or stopped: in software GL the views render at PLAYBACK_SCALE while it runs."""
+        scale = PLAYBACK_SCALE if playing and self.software_gl else 1.0
+        for view in (self.main, self.second):
+            view.view.set_scale(scale)
 
     def _on_frames_updated(self, frames: np.ndarray) -> None:
         if self.session.frame in frames:
@@ -446,10 +493,9 @@ class ScenePanel(QtWidgets.QWidget):
         self.second.set_label(f"refined\n{refined}")
 
     def render(self) -> None:
-        """Schedule both views to repaint: Qt renders each once in its paint event (an explicit VTK render here
-        would render every view twice per frame)."""
-        self.main.plotter.interactor.update()
-        self.second.plotter.interactor.update()
+        """Schedule both views to render once, at their next paint."""
+        self.main.view.request_render()
+        self.second.view.request_render()
 
     def apply_preset(self, preset: str) -> None:
         self.preset.setCurrentText(preset)
@@ -462,7 +508,7 @@ class ScenePanel(QtWidgets.QWidget):
 
     def _second_preset(self) -> None:
         self.second.apply_preset(self.second_preset.currentText(), self._centre())
-        self.second.plotter.interactor.update()
+        self.second.view.request_render()
 
     def _on_link(self, linked: bool) -> None:
         self.second_preset.setEnabled(not linked and not self.showing_refined)
@@ -501,7 +547,7 @@ class ScenePanel(QtWidgets.QWidget):
             cam.Azimuth(90.0)
             cam.OrthogonalizeViewUp()
         self.second.plotter.reset_camera_clipping_range()
-        self.second.plotter.interactor.update()
+        self.second.view.request_render()
 
     def _lead(self) -> None:
         """While the second view shows the refinement, turning it turns the main view alike."""
@@ -509,7 +555,7 @@ class ScenePanel(QtWidgets.QWidget):
             return
         self.main.plotter.renderer.GetActiveCamera().DeepCopy(self.second.plotter.renderer.GetActiveCamera())
         self.main.plotter.reset_camera_clipping_range()
-        self.main.plotter.interactor.update()
+        self.main.view.request_render()
 
     def cameras(self) -> dict:
         return {"main": camera_state(self.main.plotter), "second": camera_state(self.second.plotter),
@@ -528,8 +574,8 @@ class ScenePanel(QtWidgets.QWidget):
 
     def image(self) -> np.ndarray:
         """Both views rendered side by side, RGB uint8 (what the screenshot export and the tests see)."""
-        left = self.main.plotter.screenshot(return_img=True)
-        right = self.second.plotter.screenshot(return_img=True)
+        left = self.main.view.render_image()
+        right = self.second.view.render_image()
         height = max(left.shape[0], right.shape[0])
         pad = [np.pad(im[..., :3], ((0, height - im.shape[0]), (0, 0), (0, 0)), constant_values=255)
                for im in (left, right)]
@@ -541,5 +587,5 @@ class ScenePanel(QtWidgets.QWidget):
         return to_qimage(self.image())
 
     def close_views(self) -> None:
-        self.main.plotter.close()
-        self.second.plotter.close()
+        self.main.view.release()
+        self.second.view.release()
