@@ -70,6 +70,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panels = {"video": VideoPanel(self.session), "scene": ScenePanel(self.session),
                        "timeline": TimelinePanel(self.session), "charts": ChartsPanel(self.session),
                        "attention": AttentionPanel(self.session)}
+        self.panels["timeline"].playing_changed.connect(self.panels["scene"].set_playing)
         self.docks: dict[str, QtWidgets.QDockWidget] = {}
         for key, title in PANELS.items():
             dock = QtWidgets.QDockWidget(title, self)
@@ -322,8 +323,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------------------------------------ jobs
 
-    def _start_job(self, worker: GeneratorWorker, on_items) -> None:
-        """Run ``worker``; what it yields is handed to ``on_items`` in batches, at most every DRAIN_MS."""
+    def _start_job(self, worker: GeneratorWorker, on_items, repaint: bool = False) -> None:
+        """Run ``worker``; what it yields is handed to ``on_items`` in batches, at most every DRAIN_MS. With
+        ``repaint``, the window is drawn at once before the worker starts: a job that changed much of it (a run
+        opens its video and shows the progress) would otherwise have the whole window drawn in the next pass of
+        the event loop, competing with the worker's start for the GIL and both cores (measured: a 150-200 ms
+        freeze as the run began; none over 40 ms since)."""
         if self.worker is not None:
             raise ValueError(f"busy: {self.worker.title} is still running; cancel it first")
         self.worker = worker
@@ -336,6 +341,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.progress.show()
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
+        if repaint:
+            self.repaint()
         worker.start()
 
     def _queue_item(self, item: object) -> None:
@@ -373,11 +380,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.session.video_path is None or self.session.video_path.resolve() != settings.video.resolve():
             self.open_video(settings.video)
         self._run_settings = settings
-        # Importing MediaPipe and loading its native library (ctypes' dlopen, at the first detector) hold the
-        # GIL for ~0.1 s each: do both here, once, before the worker runs, not in the worker, where they would
-        # freeze this (GUI) thread mid-run.
+        # Imports hold the GIL while a module's body runs: MediaPipe's, and loading its native library (ctypes'
+        # dlopen, at the first detector) ~0.1 s each, the pipeline's and the network's ~50 ms. Done here, once,
+        # before the worker runs, not in the worker, where they would freeze this (GUI) thread mid-run.
         import mediapipe.tasks.python.vision  # noqa: F401
         from mediapipe.tasks.python.core.mediapipe_c_bindings import load_raw_library
+
+        import core_model.network
+        import core_model.pipeline.run  # noqa: F401
 
         load_raw_library()
 
@@ -390,7 +400,7 @@ class MainWindow(QtWidgets.QMainWindow):
         # for 150-400 ms. Objects alive now are long-lived: move them out of the collector's reach.
         gc.freeze()
         self._start_job(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", self),
-                        self._on_run_events)
+                        self._on_run_events, repaint=True)
 
     def _on_run_events(self, events: list) -> None:
         """A batch of RunEvents: one progress update and one frames_updated for all of them, so a burst of
@@ -448,8 +458,8 @@ class MainWindow(QtWidgets.QMainWindow):
     @staticmethod
     def _deferred(widget: QtWidgets.QWidget, change) -> None:
         """Make ``change`` to ``widget`` and leave its repaint to the next window update. QProgressBar.setValue and
-        QStatusBar.showMessage repaint at once, and in a window holding OpenGL views a repaint composites the whole
-        window (10-30 ms in software GL) on the GUI thread."""
+        QStatusBar.showMessage repaint at once: a window flush of its own on the GUI thread for each message, on
+        top of the next frame's."""
         widget.setUpdatesEnabled(False)
         try:
             change()
