@@ -120,44 +120,51 @@ def set_camera_state(plotter, state: dict) -> None:
 
 
 class HandsScene:
-    """The hands and ground-truth meshes of one hand model as PolyData shared by every view, and the refined
-    hands (``refined``, drawn by the second view only, while it shows the refinement).
+    """The meshes of one hand model as PolyData shared by every view: ``hands``, both hands of the result as one
+    mesh (right then left, each in its colour), ``truth``, both ground-truth hands as one mesh, and ``refined``,
+    the two refined hands apart (the second view draws them, each only where it was refined).
 
-    A frame change writes the points, normals and colours into the meshes' own arrays: pyvista's setters wrap new
-    VTK arrays on every call, which cost ~1 ms per frame in Python alone."""
+    Why both hands in one mesh: in software GL each draw call costs ~0.5 ms per view and frame beyond its
+    triangles, and per-vertex colours tell the hands apart anyway. A frame change writes the points, normals and
+    colours into the meshes' own arrays: pyvista's setters wrap new VTK arrays on every call, which cost ~1 ms per
+    frame in Python alone."""
 
     def __init__(self, faces: tuple[np.ndarray, np.ndarray], num_vertices: int) -> None:
         import pyvista as pv
 
         self.faces = [np.asarray(f, np.int64) for f in faces]
+        self.num_vertices = num_vertices
+        self.pair_faces = np.concatenate([self.faces[0], self.faces[1] + num_vertices])  # faces of a merged pair
         self.base = [np.tile(_rgb(c), (num_vertices, 1)) for c in HAND_COLOURS]
         self.red = _rgb(PENETRATION_COLOUR)
-        self.hands, self.truth, self.refined = [], [], []
-        for f in self.faces:
-            cells = np.hstack([np.full((len(f), 1), 3), f]).ravel()
-            for store in (self.hands, self.truth, self.refined):
-                mesh = pv.PolyData(np.zeros((num_vertices, 3)), cells)
-                mesh.point_data["rgb"] = np.zeros((num_vertices, 3), np.uint8)
-                if store is not self.truth:  # the ground truth is drawn unlit
-                    mesh.point_data.active_normals = np.zeros((num_vertices, 3))
-                store.append(mesh)
+
+        def mesh(faces: np.ndarray, count: int, lit: bool):
+            cells = np.hstack([np.full((len(faces), 1), 3), faces]).ravel()
+            made = pv.PolyData(np.zeros((count, 3)), cells)
+            made.point_data["rgb"] = np.zeros((count, 3), np.uint8)
+            if lit:  # the ground truth is drawn unlit
+                made.point_data.active_normals = np.zeros((count, 3))
+            return made
+
+        self.hands = mesh(self.pair_faces, 2 * num_vertices, lit=True)
+        self.truth = mesh(self.pair_faces, 2 * num_vertices, lit=False)
+        self.refined = [mesh(f, num_vertices, lit=True) for f in self.faces]
 
     def update(self, vertices: np.ndarray, inside: np.ndarray, truth: np.ndarray | None) -> None:
-        for hand in range(2):
-            self._set_hand(self.hands[hand], hand, vertices[hand], inside[hand])
-            if truth is not None:
-                _write(self.truth[hand], truth[hand])
+        colours = np.concatenate(self.base)
+        colours[np.asarray(inside, bool).reshape(-1)] = self.red
+        points = vertices.reshape(-1, 3).astype(np.float64)
+        _write(self.hands, points, vertex_normals(points, self.pair_faces), colours)
+        if truth is not None:
+            _write(self.truth, truth.reshape(-1, 3))
 
     def update_refined(self, vertices: np.ndarray, inside: np.ndarray, hands: np.ndarray) -> None:
         """The refined hands; only those where ``hands`` [2] is True (the others keep their last points, hidden)."""
         for hand in np.flatnonzero(hands):
-            self._set_hand(self.refined[hand], hand, vertices[hand], inside[hand])
-
-    def _set_hand(self, mesh, hand: int, vertices: np.ndarray, inside: np.ndarray) -> None:
-        colours = self.base[hand].copy()
-        colours[np.asarray(inside, bool)] = self.red
-        points = vertices.astype(np.float64)
-        _write(mesh, points, vertex_normals(points, self.faces[hand]), colours)
+            colours = self.base[hand].copy()
+            colours[np.asarray(inside[hand], bool)] = self.red
+            points = vertices[hand].astype(np.float64)
+            _write(self.refined[hand], points, vertex_normals(points, self.faces[hand]), colours)
 
 
 def _write(mesh, points: np.ndarray, normals: np.ndarray | None = None, colours: np.ndarray | None = None) -> None:
@@ -238,19 +245,17 @@ class HandView(QtWidgets.QWidget):
         for silhouette in self.silhouettes:
             silhouette.detach()
         self.silhouettes = []
-        self.hand_actors = [self._hand(mesh) for mesh in scene.hands]
+        self.hand_actors = [self._hand(scene.hands)]
         self.refined_actors = [self._hand(mesh) for mesh in scene.refined] if refined else []
         for actor in self.refined_actors:
             actor.SetVisibility(False)
-        self.truth_actors = []
-        for mesh, faces in zip(scene.truth, scene.faces):
-            surface = self.plotter.add_mesh(mesh, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
-                                            reset_camera=False, render=False)
-            # Pushed back in depth: where the truth coincides with the prediction, the prediction wins outright
-            # instead of z-fighting with the tint (which speckled it and dulled the penetration red).
-            surface.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(*GT_DEPTH_OFFSET)
-            surface.prop.lighting = False
-            self.truth_actors += [surface, self._outline(mesh, faces)]
+        surface = self.plotter.add_mesh(scene.truth, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
+                                        reset_camera=False, render=False)
+        # Pushed back in depth: where the truth coincides with the prediction, the prediction wins outright
+        # instead of z-fighting with the tint (which speckled it and dulled the penetration red).
+        surface.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(*GT_DEPTH_OFFSET)
+        surface.prop.lighting = False
+        self.truth_actors = [surface, self._outline(scene.truth, scene.pair_faces)]
 
     def _hand(self, mesh):
         actor = self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, specular=0.2, show_scalar_bar=False,
