@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gui.pixels import qimage_array
 from PySide6 import QtCore, QtGui, QtWidgets
 
 
@@ -30,9 +31,7 @@ def view(qtbot):
 
 def painted(widget: QtWidgets.QWidget) -> np.ndarray:
     """What the widget paints, RGB [H, W, 3] (QWidget.grab runs its paint event)."""
-    image = widget.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_RGB888)
-    return np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())[
-        :, :3 * image.width()].reshape(image.height(), image.width(), 3).copy()
+    return qimage_array(widget.grab().toImage())
 
 
 def red_mask(rgb: np.ndarray) -> np.ndarray:

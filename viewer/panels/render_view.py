@@ -47,6 +47,7 @@ class RenderView(QtWidgets.QWidget):
         self.interactor.Initialize()
         self._pixels = vtkUnsignedCharArray()
         self._image: QtGui.QImage | None = None
+        self._image_pixels: np.ndarray | None = None  # the buffer ``_image`` paints from
         self._stale = True
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)  # the image covers every pixel
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
@@ -144,26 +145,27 @@ class RenderView(QtWidgets.QWidget):
                                                  int(bool(mods & QtCore.Qt.KeyboardModifier.ControlModifier)),
                                                  int(bool(mods & QtCore.Qt.KeyboardModifier.ShiftModifier)))
 
-    _PRESS: ClassVar[dict] = {QtCore.Qt.MouseButton.LeftButton: "LeftButtonPressEvent",
-              QtCore.Qt.MouseButton.MiddleButton: "MiddleButtonPressEvent",
-              QtCore.Qt.MouseButton.RightButton: "RightButtonPressEvent"}
-    _RELEASE: ClassVar[dict] = {QtCore.Qt.MouseButton.LeftButton: "LeftButtonReleaseEvent",
-                QtCore.Qt.MouseButton.MiddleButton: "MiddleButtonReleaseEvent",
-                QtCore.Qt.MouseButton.RightButton: "RightButtonReleaseEvent"}
+    # VTK's interactor event names of the buttons it knows, with "Press" or "Release" filled in
+    _BUTTONS: ClassVar[dict] = {QtCore.Qt.MouseButton.LeftButton: "LeftButton{}Event",
+                                QtCore.Qt.MouseButton.MiddleButton: "MiddleButton{}Event",
+                                QtCore.Qt.MouseButton.RightButton: "RightButton{}Event"}
+
+    def _button(self, event: QtGui.QMouseEvent, action: str) -> bool:
+        """Hand a press or release of a button VTK knows to the interactor; False for other buttons."""
+        name = self._BUTTONS.get(event.button())
+        if name is None:
+            return False
+        self._locate(event)
+        getattr(self.interactor, name.format(action))()
+        return True
 
     def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt's name)
-        name = self._PRESS.get(event.button())
-        if name is None:
-            return super().mousePressEvent(event)
-        self._locate(event)
-        getattr(self.interactor, name)()
+        if not self._button(event, "Press"):
+            super().mousePressEvent(event)
 
     def mouseReleaseEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt's name)
-        name = self._RELEASE.get(event.button())
-        if name is None:
-            return super().mouseReleaseEvent(event)
-        self._locate(event)
-        getattr(self.interactor, name)()
+        if not self._button(event, "Release"):
+            super().mouseReleaseEvent(event)
 
     def mouseMoveEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt's name)
         self._locate(event)

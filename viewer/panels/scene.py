@@ -10,6 +10,8 @@ colours of two fixed PolyData objects that both views share; only this (GUI) thr
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -133,7 +135,6 @@ class HandsScene:
         import pyvista as pv
 
         self.faces = [np.asarray(f, np.int64) for f in faces]
-        self.num_vertices = num_vertices
         self.pair_faces = np.concatenate([self.faces[0], self.faces[1] + num_vertices])  # faces of a merged pair
         self.base = [np.tile(_rgb(c), (num_vertices, 1)) for c in HAND_COLOURS]
         self.red = _rgb(PENETRATION_COLOUR)
@@ -142,7 +143,7 @@ class HandsScene:
             cells = np.hstack([np.full((len(faces), 1), 3), faces]).ravel()
             made = pv.PolyData(np.zeros((count, 3)), cells)
             made.point_data["rgb"] = np.zeros((count, 3), np.uint8)
-            if lit:  # the ground truth is drawn unlit
+            if lit:  # shaded from the vertex normals (the ground truth is drawn unlit, without them)
                 made.point_data.active_normals = np.zeros((count, 3))
             return made
 
@@ -151,20 +152,23 @@ class HandsScene:
         self.refined = [mesh(f, num_vertices, lit=True) for f in self.faces]
 
     def update(self, vertices: np.ndarray, inside: np.ndarray, truth: np.ndarray | None) -> None:
-        colours = np.concatenate(self.base)
-        colours[np.asarray(inside, bool).reshape(-1)] = self.red
-        points = vertices.reshape(-1, 3).astype(np.float64)
-        _write(self.hands, points, vertex_normals(points, self.pair_faces), colours)
+        self._set_shaded(self.hands, self.pair_faces, np.concatenate(self.base), vertices.reshape(-1, 3),
+                         inside.reshape(-1))
         if truth is not None:
             _write(self.truth, truth.reshape(-1, 3))
 
     def update_refined(self, vertices: np.ndarray, inside: np.ndarray, hands: np.ndarray) -> None:
         """The refined hands; only those where ``hands`` [2] is True (the others keep their last points, hidden)."""
         for hand in np.flatnonzero(hands):
-            colours = self.base[hand].copy()
-            colours[np.asarray(inside[hand], bool)] = self.red
-            points = vertices[hand].astype(np.float64)
-            _write(self.refined[hand], points, vertex_normals(points, self.faces[hand]), colours)
+            self._set_shaded(self.refined[hand], self.faces[hand], self.base[hand], vertices[hand], inside[hand])
+
+    def _set_shaded(self, mesh, faces: np.ndarray, base: np.ndarray, vertices: np.ndarray,
+                    inside: np.ndarray) -> None:
+        """Points, their normals, and ``base`` colours with the ``inside`` vertices red, into ``mesh``."""
+        colours = base.copy()
+        colours[np.asarray(inside, bool)] = self.red
+        points = vertices.astype(np.float64)
+        _write(mesh, points, vertex_normals(points, faces), colours)
 
 
 def _write(mesh, points: np.ndarray, normals: np.ndarray | None = None, colours: np.ndarray | None = None) -> None:
@@ -185,6 +189,8 @@ class HandView(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        import pyvista as pv
+
         from viewer.panels.render_view import RenderView
 
         self.view = RenderView(self)
@@ -192,8 +198,6 @@ class HandView(QtWidgets.QWidget):
         self.plotter.set_background("white")
         # One light at the camera: the five of pyvista's light kit cost software GL ~1.2 ms per view and frame, and
         # a headlight keeps the side of the hands the user looks at lit from every preset and after any turn.
-        import pyvista as pv
-
         self.plotter.remove_all_lights()
         self.plotter.add_light(pv.Light(light_type="headlight"))
         # The one translucent surface (ground truth) is blended directly: order-independent transparency, VTK's
@@ -341,7 +345,6 @@ class ScenePanel(QtWidgets.QWidget):
         self.refined.setEnabled(False)
         self.refined.setToolTip(NO_REFINED_TIP)
         self._second_before: dict | None = None  # the second view's camera before it showed the refinement
-        self._software_gl: bool | None = None  # whether the views render in software GL (asked when first needed)
         reset = QtWidgets.QPushButton("Reset", self)
         bar = QtWidgets.QHBoxLayout()
         for widget in (QtWidgets.QLabel("View", self), self.preset, reset, self.link,
@@ -419,12 +422,11 @@ class ScenePanel(QtWidgets.QWidget):
                 actor.SetVisibility(visible)
             view.view.request_render()
 
-    @property
+    @functools.cached_property
     def software_gl(self) -> bool:
-        if self._software_gl is None:
-            name = self.main.view.renderer_name().lower()
-            self._software_gl = any(kind in name for kind in SOFTWARE_GL)
-        return self._software_gl
+        """Whether the views render in software GL (asked of the context when first needed)."""
+        name = self.main.view.renderer_name().lower()
+        return any(kind in name for kind in SOFTWARE_GL)
 
     def set_playing(self, playing: bool) -> None:
         """Playback started or stopped: in software GL the views render at PLAYBACK_SCALE while it runs."""
