@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,11 +27,20 @@ class HandScene:
     view: str = "front"
 
 
-def _polydata(vertices: np.ndarray, faces: np.ndarray):
+def polydata(vertices: np.ndarray, faces: np.ndarray):
+    """A pyvista triangle mesh of ``vertices`` [V, 3] and ``faces`` [F, 3]."""
     import pyvista as pv
 
     cells = np.hstack([np.full((len(faces), 1), 3), faces]).astype(np.int64).ravel()
     return pv.PolyData(np.asarray(vertices, dtype=np.float64), cells)
+
+
+def off_screen_gl() -> None:
+    """Ask VTK for off-screen render windows; on Linux without a display, EGL ones. Call before the first
+    Plotter: without a display VTK would try X first, warn "bad X server connection" and only then fall back."""
+    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 
 def set_view(plotter, view: str) -> None:
@@ -44,7 +54,7 @@ def set_view(plotter, view: str) -> None:
 def render_scenes(scenes: Sequence[HandScene], path: str | Path, columns: int = 4,
                   panel_size: tuple[int, int] = (400, 400)) -> Path:
     """Render panels into one PNG (written atomically) and return its path."""
-    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    off_screen_gl()
     import pyvista as pv
 
     rows = -(-len(scenes) // columns)
@@ -56,7 +66,7 @@ def render_scenes(scenes: Sequence[HandScene], path: str | Path, columns: int = 
         for i, scene in enumerate(scenes):
             plotter.subplot(i // columns, i % columns)
             for hand in range(2):
-                mesh = _polydata(scene.vertices[hand], scene.faces[hand])
+                mesh = polydata(scene.vertices[hand], scene.faces[hand])
                 if scene.inside is not None and scene.inside[hand].any():
                     colours = np.tile(np.array(pv.Color(HAND_COLOURS[hand]).float_rgb), (mesh.n_points, 1))
                     colours[scene.inside[hand]] = pv.Color(PENETRATION_COLOUR).float_rgb

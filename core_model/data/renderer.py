@@ -14,10 +14,11 @@ over the scene's depth range, used for keypoint visibility. The camera is the pr
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 
 import numpy as np
+
+from core_model.render import off_screen_gl, polydata
 
 LABELS = {"background": 0, "right_hand": 1, "left_hand": 2, "right_forearm": 3, "left_forearm": 4}
 _LABEL_RED = 40  # red value per label step in the label pass
@@ -34,13 +35,6 @@ class RenderedFrame:
     depth: np.ndarray
 
 
-def _polydata(vertices: np.ndarray, faces: np.ndarray):
-    import pyvista as pv
-
-    cells = np.hstack([np.full((len(faces), 1), 3), faces]).astype(np.int64).ravel()
-    return pv.PolyData(np.asarray(vertices, dtype=np.float64), cells)
-
-
 class HandRenderer:
     """Renders ``parts`` (right hand, left hand, right forearm, left forearm) of fixed topology, frame after frame.
 
@@ -52,10 +46,7 @@ class HandRenderer:
             raise ValueError(f"size: expected at least 16 pixels, got {size}")
         if len(faces) != 4:
             raise ValueError(f"faces: expected four face arrays (two hands, two forearms), got {len(faces)}")
-        os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
-        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-            # Without a display VTK would try X first (and print a warning) before falling back to EGL.
-            os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+        off_screen_gl()
         import pyvista as pv
 
         self.size = size
@@ -68,10 +59,10 @@ class HandRenderer:
         self._meshes, self._label_meshes, self._actors = [], [], []
         for part, f in enumerate(faces):
             n = self._num_vertices[part]
-            mesh = _polydata(np.zeros((n, 3)), f)
+            mesh = polydata(np.zeros((n, 3)), f)
             mesh.point_data["rgb"] = np.zeros((n, 3), np.uint8)
             actor = self._colour.add_mesh(mesh, scalars="rgb", rgb=True, smooth_shading=True, show_scalar_bar=False)
-            label_mesh = _polydata(np.zeros((n, 3)), f)
+            label_mesh = polydata(np.zeros((n, 3)), f)
             label_mesh.point_data["rgb"] = np.zeros((n, 3), np.uint8)
             self._label.add_mesh(label_mesh, scalars="rgb", rgb=True, lighting=False, show_scalar_bar=False)
             self._meshes.append(mesh)

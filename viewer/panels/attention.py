@@ -158,8 +158,9 @@ class AttentionPanel(QtWidgets.QWidget):
             self.mhsa.show(None)
             for view in self.mhca:
                 view.show(None)
-            self.info.setText(f"frame {frame}: no attention maps" + (" yet (they arrive when the run ends)"
-                                                                    if not loaded.ready.all() else ""))
+            # short enough for the panel's default width: the label may not widen the panel (see above)
+            self.info.setText(f"frame {frame}: " + ("no maps until the run ends" if not loaded.ready.all()
+                                                    else "no attention maps"))
         else:
             maps = window_attention(result, window, self.block.currentIndex())
             head, offset = self.head.currentIndex(), frame - maps.start
