@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -231,15 +232,41 @@ def load_network(checkpoint: str | None, hand_model, device: str = "cpu"):
 
 # ------------------------------------------------------------------------------------------ real clips
 
+WHITTAKER_LAMBDAS = (3.0, 10.0, 30.0, 100.0)
+
+
+def box_diagonal(px: np.ndarray) -> np.ndarray:
+    """Diagonal [...] of the box around keypoints px [..., 21, 2] (NaN where a hand has none)."""
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all-NaN hands: NaN is the answer
+        span = np.nanmax(px, axis=-2) - np.nanmin(px, axis=-2)
+    return np.hypot(span[..., 0], span[..., 1])
+
 
 def jitter(px: np.ndarray, ok: np.ndarray) -> float:
     """Mean 2D acceleration of keypoints px [N, 2, 21, 2] over each hand's box diagonal, on triples of frames
     where ``ok`` [N, 2] holds for all three."""
     acc = np.linalg.norm(px[:-2] - 2 * px[1:-1] + px[2:], axis=-1).mean(-1)          # [N-2, 2]
-    span = np.nanmax(px[1:-1], axis=-2) - np.nanmin(px[1:-1], axis=-2)
-    diag = np.hypot(span[..., 0], span[..., 1])
     use = ok[:-2] & ok[1:-1] & ok[2:]
-    return float(np.mean((acc / diag)[use])) if use.any() else float("nan")
+    return float(np.mean((acc / box_diagonal(px[1:-1]))[use])) if use.any() else float("nan")
+
+
+def whittaker(px: np.ndarray, ok: np.ndarray, lam: float) -> np.ndarray:
+    """px [N, 2, 21, 2] smoothed along time by the Whittaker smoother (argmin |y - x|^2 + lam |D2 y|^2) within
+    each run of frames where ``ok`` [N, 2] holds; elsewhere as it is. A reference for the jitter target: how far a
+    pure 2D smoother has to move MediaPipe's own landmarks to take its jitter down by a given share."""
+    import scipy.sparse as sparse
+    from scipy.sparse.linalg import spsolve
+
+    out = px.copy()
+    for hand in range(px.shape[1]):
+        edges = np.flatnonzero(np.diff(np.r_[0, ok[:, hand].astype(np.int8), 0]))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if b - a < 3:
+                continue
+            d2 = sparse.diags([1.0, -2.0, 1.0], [0, 1, 2], shape=(b - a - 2, b - a))
+            system = (sparse.eye(b - a) + lam * (d2.T @ d2)).tocsc()
+            out[a:b, hand] = spsolve(system, px[a:b, hand].reshape(b - a, -1)).reshape(b - a, 21, 2)
+    return out
 
 
 def run_real(args) -> None:
@@ -267,6 +294,7 @@ def run_real(args) -> None:
           "jitter network | jitter refined | jitter MediaPipe | 2D error refined (hand sizes) | landmarks used % | "
           "refine ms/frame |")
     print("|" + " --- |" * 11)
+    references = []
     for clip in clips:
         out = work / f"{clip.stem}.npz"
         if not out.is_file():
@@ -290,15 +318,26 @@ def run_real(args) -> None:
         j_mp = jitter(det, ok)
         used = refined["refined_gate"] == USED
         err = np.linalg.norm(refined["refined_keypoints2d"] - det, axis=-1).mean(-1)
-        span = np.nanmax(det, axis=-2) - np.nanmin(det, axis=-2)
-        rel = err / np.hypot(span[..., 0], span[..., 1])
+        rel = err / box_diagonal(det)
         print(f"| {clip.name} | {n_ref} | {pen_net:.1f} | {pen_ref:.1f} | {deep_ref:.1f} | {j_net:.4f} | {j_ref:.4f} | "
               f"{j_mp:.4f} | {np.nanmedian(rel[used]):.3f} | {100 * used[ok].mean():.1f} | "
               f"{1e3 * result.seconds / max(n_ref, 1):.1f} |")
         reasons = {REASONS[i]: int((refined["refined_gate"][ok] == i).sum()) for i in range(len(REASONS))}
         print(f"<!-- {clip.name}: detected hand-frames by gating reason: {reasons} -->")
+        references.append((clip.name, j_mp, [(lam, whittaker(det, ok, lam)) for lam in WHITTAKER_LAMBDAS], det, ok))
         if args.overlay:
             draw_overlays(clip, arrays, refined, Path(args.overlay) / clip.stem)
+    print("\nReference: MediaPipe's own landmarks smoothed in 2D (Whittaker, lambda in frames^2): their jitter as a "
+          "share of the raw landmarks', and how far the smoothing moved them (mean landmark displacement over the "
+          "hand-box diagonal; median).\n")
+    print("| clip | " + " | ".join(f"lambda {lam:g}" for lam in WHITTAKER_LAMBDAS) + " |")
+    print("|" + " --- |" * (len(WHITTAKER_LAMBDAS) + 1))
+    for name, j_mp, smoothed, det, ok in references:
+        cells = []
+        for _, y in smoothed:
+            moved = np.linalg.norm(y - det, axis=-1).mean(-1) / box_diagonal(det)
+            cells.append(f"{jitter(y, ok) / j_mp:.2f}x, moved {np.nanmedian(moved[ok]):.3f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print("\njitter: mean |x[t-1] - 2 x[t] + x[t+1]| of the 2D keypoints over the hand's box diagonal, on frames "
           "where MediaPipe saw that hand on all three frames. 2D error: mean landmark distance to MediaPipe's over "
           "its hand-box diagonal, median over fitted hand-frames (a sanity check: it is what was fitted).")
