@@ -397,11 +397,10 @@ def run_timing(args) -> None:
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {tuple(batch.betas.shape[:2])} "
           f"= {frames} frames, load average {os.getloadavg()[0]:.2f}\n")
     print("| configuration | ms/frame (median of 3) |\n| --- | --- |")
-    for label, cfg in (("default (L-BFGS 30, capsules, eq. 6 looked up at step 15)", RefineConfig()),
+    for label, cfg in (("default (L-BFGS 10 + 30, capsules, eq. 6 looked up at step 15)", RefineConfig()),
+                       ("Gauss-Newton (`--set " + " ".join(GAUSS_NEWTON) + "`)", config_of(GAUSS_NEWTON)),
                        ("eq. 6 looked up at steps 0 and 15", RefineConfig(inter_refresh=(0, 15))),
                        ("without eq. 6 (capsules only)", RefineConfig(use_inter=False)),
-                       ("without capsules (eq. 6 at 0 and 15)", RefineConfig(use_capsules=False,
-                                                                              inter_refresh=(0, 15))),
                        ("without the PnP start", RefineConfig(rigid_init=False)),
                        ("15 iterations, without eq. 6", RefineConfig(steps=15, use_inter=False))):
         refiner = Refiner(hand_model, cfg)
@@ -411,7 +410,11 @@ def run_timing(args) -> None:
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
-def config_of(pairs: list[str]) -> RefineConfig:
+GAUSS_NEWTON = ("gn_steps=5", "w_betas=30.0", "w_accel=3e5", "inter_refresh=(15,25)")
+"""The Gauss-Newton configuration measured in BENCHMARKS.md (d): converged fits, over the CPU budget."""
+
+
+def config_of(pairs: list[str] | tuple[str, ...]) -> RefineConfig:
     """RefineConfig with ``name=value`` overrides (values read as Python literals)."""
     import ast
 

@@ -60,6 +60,24 @@ def test_known_3d_offset_is_recovered_from_exact_landmarks(openhand, scene):
     assert (result.gate == USED).all()
 
 
+def test_gauss_newton_steps_recover_an_offset_and_jitter_where_as_many_lbfgs_iterations_do_not(openhand, scene):
+    """Exact landmarks; the left hand's start 4 cm off and jittered by a centimetre from frame to frame, which
+    the stiff acceleration term holds together: five Gauss-Newton steps alone bring it back within 2 mm (measured:
+    0.4 mm), five L-BFGS iterations leave it centimetres off (21 mm)."""
+    start = scene["roots"].clone()
+    jitter = 0.01 * torch.randn(T, 3, generator=torch.Generator().manual_seed(0))
+    start[:, 1] += torch.tensor([0.02, -0.015, 0.04]) + jitter
+    base = RefineConfig(align_steps=0, steps=0, use_inter=False, w_rel=0.0, w_root_xy=0.0, w_root_z=0.0)
+    gn = Refiner(openhand, dataclasses.replace(base, gn_steps=5)).refine(make_input(scene, roots=start))
+    lbfgs = Refiner(openhand, dataclasses.replace(base, steps=5)).refine(make_input(scene, roots=start))
+
+    def error(result) -> float:
+        return float((result.roots[0, :, 1] - scene["roots"][:, 1]).norm(dim=-1).max())
+
+    assert error(gn) < 0.002, error(gn)
+    assert error(lbfgs) > 2 * error(gn), (error(lbfgs), error(gn))
+
+
 def test_a_swapped_detection_leaves_the_frame_near_the_prediction(openhand, scene):
     det = scene["px"].clone()
     det[4] = det[4].flip(0)                                   # right and left swapped on frame 4

@@ -35,9 +35,17 @@ def point_segment_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tenso
 def segment_distance(p0: torch.Tensor, p1: torch.Tensor, q0: torch.Tensor, q1: torch.Tensor,
                      eps: float = 1e-12) -> torch.Tensor:
     """Closest distance between segments p0-p1 and q0-q1 (all [..., 3], broadcast), differentiable almost
-    everywhere: the closest points' parameters are clamped to the segments (Ericson, Real-Time Collision
-    Detection, 5.1.9); parallel segments take s = 0. The norm is smoothed by ``eps`` (m^2) so that touching axes
-    still have a gradient."""
+    everywhere (see :func:`closest_points`). The norm is smoothed by ``eps`` (m^2) so that touching axes still
+    have a gradient."""
+    gap = closest_points(p0, p1, q0, q1, eps)[2]
+    return torch.sqrt((gap * gap).sum(-1) + eps)
+
+
+def closest_points(p0: torch.Tensor, p1: torch.Tensor, q0: torch.Tensor, q1: torch.Tensor, eps: float = 1e-12
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The closest points of segments p0-p1 and q0-q1 as their parameters s, t [...] along each and the gap
+    [..., 3] from the second's point to the first's: the parameters clamped to the segments (Ericson, Real-Time
+    Collision Detection, 5.1.9); parallel segments take s = 0."""
     d1, d2, r = p1 - p0, q1 - q0, p0 - q0
     a, e = (d1 * d1).sum(-1).clamp_min(eps), (d2 * d2).sum(-1).clamp_min(eps)
     b, c, f = (d1 * d2).sum(-1), (d1 * r).sum(-1), (d2 * r).sum(-1)
@@ -47,8 +55,7 @@ def segment_distance(p0: torch.Tensor, p1: torch.Tensor, q0: torch.Tensor, q1: t
     t = (b * s + f) / e
     s = torch.where(t < 0, (-c / a).clamp(0.0, 1.0), torch.where(t > 1, ((b - c) / a).clamp(0.0, 1.0), s))
     t = t.clamp(0.0, 1.0)
-    gap = (p0 + s[..., None] * d1) - (q0 + t[..., None] * d2)
-    return torch.sqrt((gap * gap).sum(-1) + eps)
+    return s, t, (p0 + s[..., None] * d1) - (q0 + t[..., None] * d2)
 
 
 def capsule_axes(keypoints: torch.Tensor, radii: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

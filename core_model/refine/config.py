@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 ROBUST_KERNELS = ("huber", "geman-mcclure", "l2")
+OPTIMIZERS = ("lbfgs", "adam")
 
 
 @dataclasses.dataclass
@@ -16,9 +17,10 @@ class RefineConfig:
     rotations in radians; every term is a sum per frame, averaged over the frames.
     """
 
-    steps: int = 30                       # iterations (L-BFGS) or steps (Adam)
     align_steps: int = 10                 # first, each frame alone to its landmarks (no temporal/inter terms)
-    optimizer: str = "lbfgs"              # "lbfgs" (line search: no rate to tune) or "adam"
+    gn_steps: int = 0                     # then Gauss-Newton iterations on the whole objective (gauss_newton)
+    steps: int = 30                       # last, iterations (L-BFGS) or steps (Adam), the contacts looked up
+    optimizer: str = "lbfgs"              # one of OPTIMIZERS: "lbfgs" (line search: no rate to tune) or "adam"
     lr: float = 0.02                      # Adam step for rotations (radians); translations use lr_transl
     lr_transl: float = 0.01               # metres
     lr_betas: float = 0.05
@@ -41,7 +43,7 @@ class RefineConfig:
     use_inter: bool = True                # paper eq. 6: l_alpha of the depth of vertices inside the other hand
     w_inter: float = 10.0
     alpha: float = 0.02                   # metres (paper: 2 cm)
-    inter_refresh: tuple[int, ...] = (15,)  # steps where inside masks and nearest vertices are recomputed exactly
+    inter_refresh: tuple[int, ...] = (15,)  # steps where the inside masks and nearest vertices are found
 
     use_capsules: bool = True             # capsules on the keypoints kept apart (core_model.refine.capsules)
     w_capsules: float = 1e6               # squared metres of overlap
@@ -51,7 +53,7 @@ class RefineConfig:
     use_prior: bool = True                # stay near the network's prediction
     w_pose: float = 0.3                   # per joint, squared radians
     w_orient: float = 2.0
-    w_betas: float = 1.0
+    w_betas: float = 1.0                  # per frame: the shape is one per sequence
     w_rel: float = 200.0                  # relative translation (left wrist - right wrist), squared metres
     w_root_xy: float = 0.0                # absolute wrist position from the network's camera, squared metres
     w_root_z: float = 20.0                # depth is what a weak-perspective camera knows least
@@ -67,8 +69,8 @@ class RefineConfig:
     track_frames: int = 2                 # neighbours on each side for the detections' own track check
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise ValueError(f"optimizer: expected 'lbfgs' or 'adam', got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.robust not in ROBUST_KERNELS:
             raise ValueError(f"robust: expected one of {ROBUST_KERNELS}, got {self.robust!r}")
         if self.steps < 0:

@@ -1,7 +1,8 @@
 """Test-time refinement of the network's two hands over a window (or a whole video) of frames.
 
-A few batched Adam steps on every frame's pose, orientation, both wrists' 3D positions (hence the relative
-translation) and each hand's shape (one correction per sequence: a hand's shape does not change over time),
+Batched steps (L-BFGS or Adam, optionally Gauss-Newton first: ``RefineConfig.gn_steps``,
+:mod:`core_model.refine.gauss_newton`) on every frame's pose, orientation, both wrists' 3D positions (hence the
+relative translation) and each hand's shape (one correction per sequence: a hand's shape does not change over time),
 minimising the detector's robust, confidence-weighted reprojection error, the paper's smoothness (eq. 5) and
 interpenetration (eq. 6) terms, and a prior that keeps the result near the network's prediction and inside the
 joint limits. Frames without trusted landmarks (see :mod:`core_model.refine.gating`) are held by the smoothness
@@ -22,7 +23,7 @@ from core_model.geometry.interpenetration import HandMeshes, detect_interpenetra
 from core_model.handmodel.keypoints import FINGERS, MANO_JOINT_NAMES
 from core_model.handmodel.layer import HandModel
 from core_model.handmodel.poses import limits_array, rest_frames
-from core_model.refine import capsules, rigid, terms
+from core_model.refine import capsules, gauss_newton, rigid, terms
 from core_model.refine.camera import project
 from core_model.refine.config import RefineConfig
 from core_model.refine.gating import RESIDUAL, USED, gate_detections
@@ -123,6 +124,24 @@ class Refiner:
             for level in (1, 2, 3):
                 limits[MANO_JOINT_NAMES.index(f"{finger}{level}") - 1] = table[f, level - 1]
         self.limits = torch.as_tensor(limits, dtype=torch.float32).expand(2, 15, 3, 2).clone()
+        self._jacobian = gauss_newton.KeypointJacobian(self.skeleton)
+
+    @staticmethod
+    def _reprojection_model(kp: torch.Tensor, det: torch.Tensor, K: torch.Tensor, weight: torch.Tensor,
+                            scale_px: torch.Tensor, cfg: RefineConfig, frames: int) -> torch.Tensor:
+        """The reprojection term's Gauss-Newton matrix per keypoint [B, T, 2, 21, 3, 3]: the projection's
+        Jacobian scaled to kernel units, weighted by confidence and the robust kernel's IRLS weight."""
+        K = K[:, :, None, None]
+        z = kp[..., 2].clamp_min(1e-3)
+        fx, fy = K[..., 0, 0], K[..., 1, 1]
+        zero = torch.zeros_like(z)
+        P = torch.stack([fx / z, zero, -fx * kp[..., 0] / z**2, zero, fy / z, -fy * kp[..., 1] / z**2], -1)
+        P = P.unflatten(-1, (2, 3)) / (cfg.robust_scale * scale_px[:, :, None, None, None, None])
+        u2 = ((project(kp, K[:, :, :, 0]) - det) ** 2).sum(-1) / (cfg.robust_scale * scale_px[..., None, None]) ** 2
+        irls = {"l2": torch.ones_like(u2), "huber": u2.clamp_min(1.0).rsqrt(),
+                "geman-mcclure": 1.0 / (u2 + 1.0) ** 2}[cfg.robust]
+        w = cfg.w_reproj * weight * irls / frames
+        return w[..., None, None] * (P.transpose(-1, -2) @ P)
 
     def _module_to(self, device: torch.device, dtype: torch.dtype) -> None:
         self.skeleton.to(device)
@@ -230,11 +249,88 @@ class Refiner:
             for name, value in loss.items():
                 losses[name] = (losses.get(name, (float(value.detach()), 0.0))[0], float(value.detach()))
 
+        def normal_matrix(shape_jacobian: torch.Tensor) -> gauss_newton.Normal:
+            """The Gauss-Newton model of the whole objective's sum-of-squares terms at the current state."""
+            with torch.no_grad():
+                betas, _, posed = state()
+                kp = self.skeleton.keypoints(betas, posed)
+                J, Js = self._jacobian(posed, kp, d_orient, pose0 + d_pose), shape_jacobian
+                normal = gauss_newton.Normal.zeros(B, T, kp)
+                if cfg.use_reproj:
+                    gauss_newton.add_keypoint_term(normal, J, Js, self._reprojection_model(
+                        kp, det, data.K, ctx["det_weight"][..., None] * seen, scale_px, cfg, frames))
+                if cfg.use_accel and T > 2:
+                    gauss_newton.add_acceleration(normal, J, Js, cfg.w_accel * link[:, :-1] * link[:, 1:] / frames)
+                if cfg.use_prior:
+                    w = 2.0 * vf[..., None] / frames
+                    gauss_newton.add_diagonal(normal, torch.cat([
+                        (cfg.w_orient * w).expand_as(orient0), (cfg.w_pose * w).expand_as(pose0), root_w * w], -1))
+                    normal.shape += 2.0 * cfg.w_betas * T / frames * torch.eye(20, dtype=dt, device=dev)
+                    gauss_newton.add_relative(normal, cfg.w_rel * both / frames)
+                if ctx["pairs"] is not None:
+                    gauss_newton.add_capsules(normal, kp, J, Js, radii, ctx["pairs"], cfg.capsule_margin,
+                                              cfg.w_capsules / frames)
+                if cfg.use_limits:
+                    gauss_newton.add_limits(normal, pose0 + d_pose, self.axes, self.limits[..., 0],
+                                            self.limits[..., 1], cfg.w_limits * vf / frames)
+            return normal
+
+        def shape_jacobian() -> torch.Tensor:
+            """d keypoints / d shape offsets [B, T, 2, 21, 3, 10] at the current state (forward-mode AD)."""
+            with torch.no_grad():
+                _, rot, _ = state()
+                at = roots.detach()
+
+            def keypoints_of(shape: torch.Tensor) -> torch.Tensor:
+                return self.skeleton(betas0 + shape[:, None], rot, at)
+
+            basis = torch.eye(10, dtype=dt, device=dev)[:, None, None, :].expand(10, B, 2, 10)
+            columns = torch.func.vmap(lambda v: torch.func.jvp(keypoints_of, (d_betas.detach(),), (v,))[1])(basis)
+            return columns.movedim(0, -1)
+
+        def gauss_newton_phase(steps: int) -> None:
+            """``steps`` Levenberg-Marquardt iterations on the whole objective (capsule pairs looked up at each):
+            a step is taken only where the objective falls."""
+            mu = 1e-3
+            Js = shape_jacobian()
+            for _ in range(steps):
+                if radii is not None:
+                    with torch.no_grad():
+                        betas, _, posed = state()
+                        ctx["pairs"] = capsules.candidate_pairs(self.skeleton.keypoints(betas, posed), radii, both,
+                                                                cfg.capsule_margin + CAPSULE_REACH)
+                total, loss = objective()
+                if total is None or not total.requires_grad:
+                    return
+                record(loss)
+                grads = torch.autograd.grad(total, params, allow_unused=True)
+                grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+                gx, gs = torch.cat(grads[:3], -1), grads[3]
+                normal = normal_matrix(Js)
+                before = [p.detach().clone() for p in params]
+                for _attempt in range(5):
+                    dx, ds = gauss_newton.solve(normal.damp(mu), gx, gs)
+                    with torch.no_grad():
+                        for p, old, step in zip(params, before, (dx[..., :3], dx[..., 3:48], dx[..., 48:], ds)):
+                            p.copy_(old - step)
+                        trial = objective()[0]
+                    if trial <= total:
+                        mu = max(mu / 3.0, 1e-7)
+                        break
+                    mu *= 4.0
+                else:  # no damping made it fall: at a minimum of the model
+                    with torch.no_grad():
+                        for p, old in zip(params, before):
+                            p.copy_(old)
+                    break
+
         if cfg.use_reproj and cfg.align_steps > 0:
             ctx["align"] = True
             self._run_phase(dataclasses.replace(cfg, steps=cfg.align_steps), params, objective, lambda _: None,
                             0, cfg.align_steps)
             ctx["align"] = False
+        if cfg.gn_steps > 0:  # the whole objective, before the first-order phases that settle the contacts
+            gauss_newton_phase(cfg.gn_steps)
         # Phases end where the inside masks are refreshed and where the residual gate looks at the fit.
         cuts = sorted({0, cfg.steps} | {s for s in cfg.inter_refresh if 0 < s < cfg.steps}
                       | ({cfg.steps // 2} if cfg.gate and cfg.residual_gate > 0 else set()))

@@ -1,0 +1,335 @@
+"""Gauss-Newton (Levenberg-Marquardt) steps for the refinement's temporal phase.
+
+Why: the acceleration term couples every frame to its neighbours with a stiffness far above the reprojection
+term's, and first-order steps remove frame-to-frame jitter slowly. Measured on the real clips
+(BENCHMARKS.md, "Test-time refinement" (d)): 30 L-BFGS iterations ended far from the objective's minimum (2D error
+1.4-2.8x and jitter up to 2x the minimum's), which L-BFGS reached only after 400 iterations, 10-20x over the 5 ms
+per frame budget. A Gauss-Newton step solves the objective's local least-squares model with its temporal
+coupling, so a handful of them reach what hundreds of gradient steps do.
+
+The unknowns are, per hand-frame, the 51 numbers the fit moves (orientation offset 3, pose 45, wrist 3) and, per
+sequence and hand, the 10 shape offsets. The normal matrix is block-pentadiagonal in time (the acceleration term
+couples frames t-2..t+2), with a cross-hand block per frame (relative-translation prior, capsules) and a border for
+the shape; it is never formed densely. Each hand's band is factorised exactly (block Cholesky, one pass over the
+frames batched over sequences and hands), and a few conjugate-gradient iterations preconditioned by it take up
+what couples the hands.
+
+Cost: on the 2-core CPU this is several times the first-order default (BENCHMARKS.md, "Test-time refinement"),
+which is why ``RefineConfig.gn_steps`` is 0 unless asked for.
+
+The gradient is always the exact one of the whole objective (autograd); the normal matrix is the Gauss-Newton
+model of the terms that are sums of squares (reprojection with robust IRLS weights, acceleration, priors, joint
+limits, capsules), with keypoint Jacobians of the kinematic chain in closed form (fingertips move with their
+dominant joint; pose blend shapes are left out). Terms outside the model (eq. 5's norms, eq. 6) act through the
+gradient, and the Levenberg-Marquardt damping takes a step only where the true objective falls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from core_model.refine.capsules import SEGMENTS
+from core_model.refine.kinematics import HandSkeleton, Posed
+
+PARAMS = 51
+"""Per hand-frame: orientation offset (0:3), hand pose (3:48), wrist position (48:51)."""
+SHAPE = 10
+
+
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """[..., 3] -> [..., 3, 3] with skew(a) @ b = a x b."""
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).unflatten(-1, (3, 3))
+
+
+def right_jacobian(rotvec: torch.Tensor) -> torch.Tensor:
+    """SO(3) right Jacobian [..., 3, 3]: exp(w + dw) = exp(w) exp(J_r(w) dw) to first order."""
+    angle2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]
+    angle = angle2.sqrt()
+    small = angle < 1e-4
+    safe = torch.where(small, torch.ones_like(angle), angle)
+    a = torch.where(small, 0.5 - angle2 / 24.0, (1 - torch.cos(safe)) / safe**2)
+    b = torch.where(small, 1.0 / 6.0 - angle2 / 120.0, (safe - torch.sin(safe)) / safe**3)
+    k = skew(rotvec)
+    return torch.eye(3, dtype=rotvec.dtype, device=rotvec.device) - a * k + b * (k @ k)
+
+
+class KeypointJacobian:
+    """d keypoints / d (orientation offset, pose, wrist) per hand-frame, from the posed joints."""
+
+    def __init__(self, skeleton: HandSkeleton) -> None:
+        parents = skeleton.parents
+        order = skeleton.order.tolist()                                    # ours <- MANO 16 joints + 5 tips
+        owner = skeleton.vw[skeleton.hand_of_tip, skeleton.tips].argmax(-1)  # [2, 5] dominant joint of each tip
+        moved = torch.zeros(2, 21, 16)
+        for hand in range(2):
+            for k, m in enumerate(order):
+                joint = int(owner[hand, m - 16]) if m >= 16 else parents[m]  # a joint turns what lies beyond it
+                while joint >= 0:
+                    moved[hand, k, joint] = 1.0
+                    joint = parents[joint]
+        self.moved = moved                                                  # [2, 21, 16]
+
+    def __call__(self, posed: Posed, keypoints: torch.Tensor, d_orient: torch.Tensor,
+                 pose: torch.Tensor) -> torch.Tensor:
+        """J [..., 2, 21, 3, 51]; posed and keypoints [..., 2, 21, 3] at d_orient [..., 2, 3], pose [..., 2, 45]."""
+        moved = self.moved.to(keypoints)
+        # A turn w (world frame) of joint j moves keypoint k by w x (k - P_j).
+        lever = -skew(keypoints[..., :, None, :] - posed.P[..., None, :, :])                 # [..., 2, 21, 16, 3, 3]
+        local = right_jacobian(pose.unflatten(-1, (15, 3)))                                  # [..., 2, 15, 3, 3]
+        # the global rotation is exp(d_orient) R0: a change of d_orient turns the hand in the world frame by
+        # J_l(d_orient) = J_r(-d_orient) times it
+        world = torch.cat([right_jacobian(-d_orient)[..., None, :, :], posed.R[..., 1:, :, :] @ local], -3)
+        turn = lever @ world[..., None, :, :, :] * moved[..., None, None]                     # [..., 2, 21, 16, 3, 3]
+        eye = torch.eye(3, dtype=keypoints.dtype, device=keypoints.device).expand(*keypoints.shape, 3)
+        return torch.cat([turn.transpose(-3, -2).flatten(-2), eye], -1)                      # [..., 2, 21, 3, 51]
+
+
+@dataclasses.dataclass
+class Normal:
+    """The Gauss-Newton normal matrix in blocks, B sequences of T frames:
+
+    frame [B, T, 2, 51, 51] each hand-frame's own block; cross [B, T, 51, 51] right-left coupling within a frame;
+    next [B, T-1, 2, 51, 51] frame t with t+1; skip [B, T-2, 2, 51, 51] frame t with t+2; border [B, T, 2, 51, 20]
+    hand-frame with both hands' shapes (right's 0:10, left's 10:20); shape [B, 20, 20].
+    """
+
+    frame: torch.Tensor
+    cross: torch.Tensor
+    next: torch.Tensor
+    skip: torch.Tensor
+    border: torch.Tensor
+    shape: torch.Tensor
+
+    @classmethod
+    def zeros(cls, B: int, T: int, like: torch.Tensor) -> Normal:
+        z = lambda *s: like.new_zeros(s)  # noqa: E731
+        return cls(z(B, T, 2, PARAMS, PARAMS), z(B, T, PARAMS, PARAMS), z(B, max(T - 1, 0), 2, PARAMS, PARAMS),
+                   z(B, max(T - 2, 0), 2, PARAMS, PARAMS), z(B, T, 2, PARAMS, 2 * SHAPE), z(B, 2 * SHAPE, 2 * SHAPE))
+
+    def matvec(self, x: torch.Tensor, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The product with x [B, T, 2, 51] and xs [B, 2, 10]. (einsum, not batched @: for many small
+        matrix-vector products it is several times faster on the CPU.)"""
+        mv, tmv = "...ij,...j->...i", "...ji,...j->...i"
+        flat = xs.flatten(1)
+        y = torch.einsum(mv, self.frame, x) + torch.einsum("bthij,bj->bthi", self.border, flat)
+        y[:, :, 0] += torch.einsum(mv, self.cross, x[:, :, 1])
+        y[:, :, 1] += torch.einsum(tmv, self.cross, x[:, :, 0])
+        if self.next.shape[1]:
+            y[:, :-1] += torch.einsum(mv, self.next, x[:, 1:])
+            y[:, 1:] += torch.einsum(tmv, self.next, x[:, :-1])
+        if self.skip.shape[1]:
+            y[:, :-2] += torch.einsum(mv, self.skip, x[:, 2:])
+            y[:, 2:] += torch.einsum(tmv, self.skip, x[:, :-2])
+        ys = torch.einsum("bthij,bthi->bj", self.border, x) + torch.einsum(mv, self.shape, flat)
+        return y, ys.view_as(xs)
+
+    def damp(self, mu: float) -> Normal:
+        """Levenberg-Marquardt: the diagonal scaled by 1 + mu (plus a floor that keeps empty blocks solvable)."""
+        def lift(m: torch.Tensor) -> torch.Tensor:
+            d = torch.diagonal(m, dim1=-2, dim2=-1)
+            floor = 1e-6 * d.mean(-1, keepdim=True).clamp_min(1e-12) + 1e-12
+            return m + torch.diag_embed(mu * d + floor)
+
+        return dataclasses.replace(self, frame=lift(self.frame), shape=lift(self.shape))
+
+
+class BandSolver:
+    """Exact solves with each hand's part of the normal matrix alone: its frames' band (51x51 blocks, two off the
+    diagonal) by a block Cholesky factorisation, its shape by the Schur complement. One pass over the frames,
+    each step batched over sequences and hands; float64, as the acceleration term makes the band far stiffer than
+    the priors. What it leaves out (the right-left blocks within a frame, the shape of one hand against the
+    other's frames) the conjugate gradients of :func:`solve` take up."""
+
+    def __init__(self, normal: Normal) -> None:
+        B, T = normal.frame.shape[:2]
+        hands = lambda m: m.to(torch.float64).transpose(1, 2).flatten(0, 1)  # noqa: E731  [B*2, T', ...]
+        D, E, F = hands(normal.frame), hands(normal.next), hands(normal.skip)
+        own = torch.stack([normal.border[:, :, h, :, h * SHAPE:(h + 1) * SHAPE] for h in range(2)], 2)
+        self.C = hands(own)                                                                   # [B*2, T, 51, 10]
+        self.sequences = B
+        tri = torch.linalg.solve_triangular
+        self.L0, self.L1, self.L2 = [], [], []
+        for t in range(T):
+            a = D[:, t]
+            l2 = tri(self.L0[t - 2], F[:, t - 2], upper=False).transpose(-1, -2) if t >= 2 else None  # L[t, t-2]
+            l1 = None
+            if t >= 1:
+                e = E[:, t - 1] if l2 is None else E[:, t - 1] - self.L1[t - 1] @ l2.transpose(-1, -2)
+                l1 = tri(self.L0[t - 1], e, upper=False).transpose(-1, -2)                     # L[t, t-1]
+                a = a - l1 @ l1.transpose(-1, -2)
+            if l2 is not None:
+                a = a - l2 @ l2.transpose(-1, -2)
+            self.L0.append(torch.linalg.cholesky(a))
+            self.L1.append(l1)
+            self.L2.append(l2)
+        self.ZC = self._band(self.C)
+        shape = torch.stack([normal.shape[:, h * SHAPE:(h + 1) * SHAPE, h * SHAPE:(h + 1) * SHAPE] for h in range(2)],
+                            1).to(torch.float64).flatten(0, 1)
+        self.schur = torch.linalg.cholesky(shape - torch.einsum("btpi,btpj->bij", self.C, self.ZC))
+
+    def _band(self, rhs: torch.Tensor) -> torch.Tensor:
+        """The band's inverse times rhs [B*2, T, 51, k]."""
+        tri, T = torch.linalg.solve_triangular, rhs.shape[1]
+        y = [rhs[:, 0]] * T
+        for t in range(T):                                                                    # L y = rhs
+            b = rhs[:, t]
+            if t >= 1:
+                b = b - self.L1[t] @ y[t - 1]
+            if t >= 2:
+                b = b - self.L2[t] @ y[t - 2]
+            y[t] = tri(self.L0[t], b, upper=False)
+        for t in reversed(range(T)):                                                          # L^T z = y
+            b = y[t]
+            if t + 1 < T:
+                b = b - self.L1[t + 1].transpose(-1, -2) @ y[t + 1]
+            if t + 2 < T:
+                b = b - self.L2[t + 2].transpose(-1, -2) @ y[t + 2]
+            y[t] = tri(self.L0[t].transpose(-1, -2), b, upper=True)
+        return torch.stack(y, 1)
+
+    def __call__(self, rx: torch.Tensor, rs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each hand's part of the matrix, inverse, times rx [B, T, 2, 51] and rs [B, 2, 10]."""
+        gx = rx.to(torch.float64).transpose(1, 2).flatten(0, 1)[..., None]                    # [B*2, T, 51, 1]
+        zg = self._band(gx)[..., 0]
+        r = rs.to(torch.float64).flatten(0, 1) - torch.einsum("btpi,btp->bi", self.C, zg)
+        xs = torch.cholesky_solve(r[..., None], self.schur)[..., 0]                           # [B*2, 10]
+        x = zg - torch.einsum("btpi,bi->btp", self.ZC, xs)
+        return (x.unflatten(0, (self.sequences, 2)).transpose(1, 2).to(rx.dtype),
+                xs.view_as(rs).to(rs.dtype))
+
+
+def solve(normal: Normal, gx: torch.Tensor, gs: torch.Tensor, iterations: int = 8, tol: float = 1e-3
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """H^-1 g for x [B, T, 2, 51] and the shape [B, 2, 10]: conjugate gradients on the whole matrix, preconditioned
+    by each hand's exact part (:class:`BandSolver`), so that a few iterations settle what couples the hands."""
+    precondition = BandSolver(normal)
+    x, xs = torch.zeros_like(gx), torch.zeros_like(gs)
+    rx, rs = gx.clone(), gs.clone()
+    zx, zs = precondition(rx, rs)
+    px, ps = zx, zs
+    rz = (rx * zx).sum() + (rs * zs).sum()
+    start = rz.abs()
+    for _ in range(iterations):
+        qx, qs = normal.matvec(px, ps)
+        alpha = rz / ((px * qx).sum() + (ps * qs).sum()).clamp_min(1e-30)
+        x, xs = x + alpha * px, xs + alpha * ps
+        rx, rs = rx - alpha * qx, rs - alpha * qs
+        if _ == iterations - 1:
+            break
+        zx, zs = precondition(rx, rs)
+        rz_new = (rx * zx).sum() + (rs * zs).sum()
+        if rz_new.abs() <= tol**2 * start:
+            break
+        px, ps = zx + (rz_new / rz) * px, zs + (rz_new / rz) * ps
+        rz = rz_new
+    return x, xs
+
+
+# ---------------------------------------------------------------------------------------------- the terms' blocks
+
+
+def add_keypoint_term(normal: Normal, J: torch.Tensor, Js: torch.Tensor, Q: torch.Tensor) -> None:
+    """A per-frame term whose Gauss-Newton matrix in keypoint space is Q [B, T, 2, 21, 3, 3] (block-diagonal over
+    keypoints): J [B, T, 2, 21, 3, 51] and Js [B, T, 2, 21, 3, 10] the keypoints' Jacobians."""
+    QJ, QJs = Q @ J, Q @ Js
+    normal.frame += torch.einsum("...kcp,...kcq->...pq", J, QJ)
+    for h in range(2):
+        own = slice(h * SHAPE, (h + 1) * SHAPE)
+        normal.border[:, :, h, :, own] += torch.einsum("btkcp,btkcq->btpq", J[:, :, h], QJs[:, :, h])
+        normal.shape[:, own, own] += torch.einsum("btkcp,btkcq->bpq", Js[:, :, h], QJs[:, :, h])
+
+
+def add_acceleration(normal: Normal, J: torch.Tensor, Js: torch.Tensor, weight: torch.Tensor) -> None:
+    """``sum weight_t |k_t - 2 k_{t+1} + k_{t+2}|^2`` over keypoints: weight [B, T-2, 2] (the term's weight, the
+    triples' links and the 1/frames)."""
+    if weight.shape[1] == 0:
+        return
+    F, Fs = J.flatten(-3, -2), Js.flatten(-3, -2)                                   # [B, T, 2, 63, 51 | 10]
+    gram = lambda a, b: torch.einsum("...kp,...kq->...pq", a, b)  # noqa: E731
+    B, T = J.shape[:2]
+    # the weight of the triple starting at frame s is at s + 2, zero beyond the triples
+    w = F.new_zeros(B, T + 2, 2)
+    w[:, 2:T] = 2.0 * weight
+    w = w[..., None, None]
+    # frame t is member 0, 1 or 2 (coefficients 1, -2, 1) of the triples starting at t, t-1, t-2
+    normal.frame += gram(F, F) * (w[:, 2:] + 4.0 * w[:, 1:-1] + w[:, :-2])
+    normal.next += gram(F[:, :-1], F[:, 1:]) * (-2.0 * (w[:, 2:-1] + w[:, 1:-2]))
+    normal.skip += gram(F[:, :-2], F[:, 2:]) * w[:, 2:-2]
+    shape_acc = Fs[:, :-2] - 2 * Fs[:, 1:-1] + Fs[:, 2:]                            # [B, T-2, 2, 63, 10]
+    wt = w[:, 2:T]
+    for h in range(2):
+        own = slice(h * SHAPE, (h + 1) * SHAPE)
+        for i, c in enumerate((1.0, -2.0, 1.0)):
+            normal.border[:, i:T - 2 + i, h, :, own] += c * wt[:, :, h] * gram(F[:, i:T - 2 + i, h], shape_acc[:, :, h])
+        normal.shape[:, own, own] += (wt[:, :, h] * gram(shape_acc[:, :, h], shape_acc[:, :, h])).sum(1)
+
+
+def add_diagonal(normal: Normal, diag: torch.Tensor) -> None:
+    """A quadratic term with a diagonal matrix [B, T, 2, 51] on the per-frame unknowns."""
+    normal.frame += torch.diag_embed(diag)
+
+
+def add_relative(normal: Normal, weight: torch.Tensor) -> None:
+    """``sum weight |root_left - root_right - target|^2``; weight [B, T] (with the 1/frames)."""
+    w = 2.0 * weight[..., None]
+    eye = torch.arange(48, 51)
+    normal.frame[:, :, 0, eye, eye] += w
+    normal.frame[:, :, 1, eye, eye] += w
+    normal.cross[:, :, eye, eye] -= w
+
+
+def add_limits(normal: Normal, pose: torch.Tensor, axes: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
+               weight: torch.Tensor) -> None:
+    """``terms.joint_limits``' Gauss-Newton blocks: 3x3 per joint where an angle is beyond its limit; pose
+    [B, T, 2, 45], axes [2, 15, 3, 3], low/high [2, 15, 3], weight [B, T, 2] (with the term's weight, 1/frames)."""
+    angles = torch.einsum("hjdc,...hjc->...hjd", axes, pose.unflatten(-1, (15, 3)))
+    active = ((angles < low) | (angles > high)).to(pose.dtype)                        # [B, T, 2, 15, 3]
+    blocks = 2.0 * weight[..., None, None, None] * torch.einsum("hjdc,...hjd,hjde->...hjce", axes, active, axes)
+    idx = torch.arange(15)
+    for a in range(3):
+        for b in range(3):
+            normal.frame[..., 3 + 3 * idx + a, 3 + 3 * idx + b] += blocks[..., a, b]
+
+
+def add_capsules(normal: Normal, keypoints: torch.Tensor, J: torch.Tensor, Js: torch.Tensor, radii: torch.Tensor,
+                 pairs: tuple[torch.Tensor, ...], margin: float, weight: float) -> None:
+    """``terms.capsule_collision``'s Gauss-Newton blocks, ``2 w g g^T`` per overlapping pair with g the gradient of
+    its overlap (the common normal at the closest points, shared by the segments' ends as the closest points lie
+    between them; the fingertip segments' shortening is left out of g)."""
+    from core_model.refine.capsules import capsule_axes, closest_points
+
+    b_, t_, s, t = pairs
+    if s.numel() == 0:
+        return
+    index = torch.as_tensor(SEGMENTS, device=keypoints.device)
+    a, e = capsule_axes(keypoints, radii)
+    right, left = (b_, t_, torch.zeros_like(s), s), (b_, t_, torch.ones_like(t), t)
+    u, v, gap = closest_points(a[right], e[right], a[left], e[left])
+    dist = gap.norm(dim=-1).clamp_min(1e-9)
+    over = (radii[0][s] + radii[1][t] + margin - dist) > 0
+    if not over.any():
+        return
+    b_, t_, s, t, u, v, n = b_[over], t_[over], s[over], t[over], u[over], v[over], (gap / dist[..., None])[over]
+    # d overlap / d endpoints: -(1-u) n, -u n on the right capsule, +(1-v) n, +v n on the left
+    g, gs = [], []
+    for hand, seg, par, sign in ((0, s, u, -1.0), (1, t, v, 1.0)):
+        rows = (b_, t_, torch.full_like(seg, hand))
+        ends = [(sign * (1 - par)[..., None] * n, rows + (index[seg, 0],)), (sign * par[..., None] * n,
+                                                                             rows + (index[seg, 1],))]
+        g.append(sum(torch.einsum("kc,kcp->kp", d, J[at]) for d, at in ends))
+        gs.append(sum(torch.einsum("kc,kcp->kp", d, Js[at]) for d, at in ends))
+    right_g, left_g = g
+    shape_g = torch.cat(gs, -1)                                                          # [K, 20]
+    w = 2.0 * weight
+    outer = lambda x, y: x[:, :, None] * y[:, None, :]  # noqa: E731
+    B, T = normal.frame.shape[:2]
+    frame = b_ * T + t_
+    for hand, g_h in ((0, right_g), (1, left_g)):
+        normal.frame[:, :, hand].view(B * T, PARAMS, PARAMS).index_add_(0, frame, w * outer(g_h, g_h))
+        normal.border[:, :, hand].view(B * T, PARAMS, 2 * SHAPE).index_add_(0, frame, w * outer(g_h, shape_g))
+    normal.cross.view(B * T, PARAMS, PARAMS).index_add_(0, frame, w * outer(right_g, left_g))
+    normal.shape.index_add_(0, b_, w * outer(shape_g, shape_g))
