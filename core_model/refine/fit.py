@@ -249,12 +249,11 @@ class Refiner:
             for name, value in loss.items():
                 losses[name] = (losses.get(name, (float(value.detach()), 0.0))[0], float(value.detach()))
 
-        def normal_matrix(shape_jacobian: torch.Tensor) -> gauss_newton.Normal:
-            """The Gauss-Newton model of the whole objective's sum-of-squares terms at the current state."""
+        def normal_matrix(posed, kp: torch.Tensor, Js: torch.Tensor) -> gauss_newton.Normal:
+            """The Gauss-Newton model of the whole objective's sum-of-squares terms at the current state (its posed
+            joints, keypoints and shape Jacobian)."""
             with torch.no_grad():
-                betas, _, posed = state()
-                kp = self.skeleton.keypoints(betas, posed)
-                J, Js = self._jacobian(posed, kp, d_orient, pose0 + d_pose), shape_jacobian
+                J = self._jacobian(posed, kp, d_orient, pose0 + d_pose)
                 normal = gauss_newton.Normal.zeros(B, T, kp)
                 if cfg.use_reproj:
                     gauss_newton.add_keypoint_term(normal, J, Js, self._reprojection_model(
@@ -293,12 +292,12 @@ class Refiner:
             a step is taken only where the objective falls."""
             mu = 1e-3
             Js = shape_jacobian()
-            for _ in range(steps):
+            for _step in range(steps):
+                with torch.no_grad():
+                    betas, _, posed = state()
+                    kp = self.skeleton.keypoints(betas, posed)
                 if radii is not None:
-                    with torch.no_grad():
-                        betas, _, posed = state()
-                        ctx["pairs"] = capsules.candidate_pairs(self.skeleton.keypoints(betas, posed), radii, both,
-                                                                cfg.capsule_margin + CAPSULE_REACH)
+                    ctx["pairs"] = capsules.candidate_pairs(kp, radii, both, cfg.capsule_margin + CAPSULE_REACH)
                 total, loss = objective()
                 if total is None or not total.requires_grad:
                     return
@@ -306,7 +305,7 @@ class Refiner:
                 grads = torch.autograd.grad(total, params, allow_unused=True)
                 grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
                 gx, gs = torch.cat(grads[:3], -1), grads[3]
-                normal = normal_matrix(Js)
+                normal = normal_matrix(posed, kp, Js)
                 before = [p.detach().clone() for p in params]
                 for _attempt in range(5):
                     dx, ds = gauss_newton.solve(normal.damp(mu), gx, gs)

@@ -30,7 +30,7 @@ import dataclasses
 
 import torch
 
-from core_model.refine.capsules import SEGMENTS
+from core_model.refine.capsules import SEGMENTS, capsule_axes, closest_points
 from core_model.refine.kinematics import HandSkeleton, Posed
 
 PARAMS = 51
@@ -213,12 +213,12 @@ def solve(normal: Normal, gx: torch.Tensor, gs: torch.Tensor, iterations: int = 
     px, ps = zx, zs
     rz = (rx * zx).sum() + (rs * zs).sum()
     start = rz.abs()
-    for _ in range(iterations):
+    for iteration in range(iterations):
         qx, qs = normal.matvec(px, ps)
         alpha = rz / ((px * qx).sum() + (ps * qs).sum()).clamp_min(1e-30)
         x, xs = x + alpha * px, xs + alpha * ps
         rx, rs = rx - alpha * qx, rs - alpha * qs
-        if _ == iterations - 1:
+        if iteration == iterations - 1:  # the last: no direction after it
             break
         zx, zs = precondition(rx, rs)
         rz_new = (rx * zx).sum() + (rs * zs).sum()
@@ -300,8 +300,6 @@ def add_capsules(normal: Normal, keypoints: torch.Tensor, J: torch.Tensor, Js: t
     """``terms.capsule_collision``'s Gauss-Newton blocks, ``2 w g g^T`` per overlapping pair with g the gradient of
     its overlap (the common normal at the closest points, shared by the segments' ends as the closest points lie
     between them; the fingertip segments' shortening is left out of g)."""
-    from core_model.refine.capsules import capsule_axes, closest_points
-
     b_, t_, s, t = pairs
     if s.numel() == 0:
         return
