@@ -68,7 +68,7 @@ def test_keypoint_jacobian_matches_forward_mode_autodiff(chain):
         columns.append(torch.func.jvp(chain.keypoints, unknowns, tuple(tangent))[1])
     expected = torch.stack(columns, -1)                                                # [B, T, 2, 21, 3, 51]
     got = gauss_newton.KeypointJacobian(chain.skeleton)(chain.posed(*unknowns), chain.keypoints(*unknowns),
-                                                         unknowns[0], chain.pose0 + unknowns[1])
+                                                         unknowns[0], chain.pose0 + unknowns[1]).dense()
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
 
 
@@ -85,12 +85,16 @@ def _dense(normal: gauss_newton.Normal, B: int, T: int) -> torch.Tensor:
     return torch.stack(cols, 1)
 
 
-def test_normal_matrix_and_solve_match_dense_least_squares():
+def test_normal_matrix_and_solve_match_dense_least_squares(openhand):
     """Blocks of random keypoint terms, acceleration and the relative prior against J^T W J of the same residuals
     written out densely (numpy), and the step against a dense solve."""
     rng = np.random.default_rng(1)
     B, T, K = 1, 6, 21 * 3
-    J = rng.normal(size=(B, T, 2, 21, 3, PARAMS))
+    slots = gauss_newton.KeypointJacobian(HandSkeleton(openhand)).slots
+    blocks = torch.as_tensor(rng.normal(size=(B, T, 2, 5, 5, 3, gauss_newton.FINGER_COLUMNS))) * (slots < 21)[
+        ..., None, None]
+    grouped = gauss_newton.FingerJacobian(blocks, slots)
+    J = grouped.dense().numpy()
     Js = rng.normal(size=(B, T, 2, 21, 3, SHAPE))
     root = rng.normal(size=(B, T, 2, 21, 3, 3))
     Q = root @ np.swapaxes(root, -1, -2)                                               # PSD per keypoint
@@ -98,8 +102,8 @@ def test_normal_matrix_and_solve_match_dense_least_squares():
     w_rel = rng.uniform(0.5, 2.0, size=(B, T))
     t64 = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
     normal = gauss_newton.Normal.zeros(B, T, t64(np.zeros(1)))
-    gauss_newton.add_keypoint_term(normal, t64(J), t64(Js), t64(Q))
-    gauss_newton.add_acceleration(normal, t64(J), t64(Js), t64(w_acc))
+    gauss_newton.add_keypoint_term(normal, grouped, t64(Js), t64(Q))
+    gauss_newton.add_acceleration(normal, grouped, t64(Js), t64(w_acc))
     gauss_newton.add_relative(normal, t64(w_rel))
     normal.shape += torch.eye(2 * SHAPE, dtype=torch.float64)
     # dense: unknown index of (t, h, p) and of hand h's shape s
@@ -152,7 +156,7 @@ def test_capsule_blocks_are_the_outer_product_of_the_overlap_gradient(openhand):
     pairs = (torch.tensor([0]), torch.tensor([0]), torch.tensor([palm]), torch.tensor([palm]))
     kp = chain.keypoints(*unknowns)
     J = gauss_newton.KeypointJacobian(skeleton)(chain.posed(*unknowns), kp, unknowns[0], unknowns[1])
-    Js = torch.zeros(*J.shape[:-1], SHAPE)
+    Js = torch.zeros(*kp.shape, SHAPE)
     normal = gauss_newton.Normal.zeros(B, T, kp)
     gauss_newton.add_capsules(normal, kp, J, Js, radii, pairs, 0.0, 0.5)
 

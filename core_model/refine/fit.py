@@ -29,6 +29,10 @@ from core_model.refine.config import RefineConfig
 from core_model.refine.gating import RESIDUAL, USED, gate_detections
 from core_model.refine.kinematics import HandSkeleton, rotmats_of
 
+GN_CG = 4
+"""Conjugate-gradient iterations per Gauss-Newton step (each hand's band solved exactly inside each): 8 reach the
+same fits as 4 at a fifth more time (BENCHMARKS.md, "Test-time refinement" (d))."""
+
 CAPSULE_REACH = 0.02
 """Metres: capsule pairs this far from touching at a phase's start are followed through the phase (the hands'
 joints move less than this in the 15 or so iterations between looks)."""
@@ -305,18 +309,17 @@ class Refiner:
                 grads = torch.autograd.grad(total, params, allow_unused=True)
                 grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
                 gx, gs = torch.cat(grads[:3], -1), grads[3]
-                normal = normal_matrix(posed, kp, Js)
+                dx, ds = gauss_newton.solve(normal_matrix(posed, kp, Js).damp(mu), gx, gs, iterations=GN_CG)
                 before = [p.detach().clone() for p in params]
-                for _attempt in range(5):
-                    dx, ds = gauss_newton.solve(normal.damp(mu), gx, gs)
+                for attempt in range(4):  # backtracking along the one solved step (a solve costs ten trials)
                     with torch.no_grad():
+                        share = 0.5 ** attempt
                         for p, old, step in zip(params, before, (dx[..., :3], dx[..., 3:48], dx[..., 48:], ds)):
-                            p.copy_(old - step)
+                            p.copy_(old - share * step)
                         trial = objective()[0]
                     if trial <= total:
-                        mu = max(mu / 3.0, 1e-7)
+                        mu = max(mu / 3.0, 1e-7) if attempt == 0 else mu * 4.0 ** attempt
                         break
-                    mu *= 4.0
                 else:  # no damping made it fall: at a minimum of the model
                     with torch.no_grad():
                         for p, old in zip(params, before):

@@ -57,35 +57,149 @@ def right_jacobian(rotvec: torch.Tensor) -> torch.Tensor:
     return torch.eye(3, dtype=rotvec.dtype, device=rotvec.device) - a * k + b * (k @ k)
 
 
+FINGER_COLUMNS = 15
+"""Per finger group, the unknowns its keypoints can depend on: orientation offset (0:3 of the 51), the finger's
+three joints (9, contiguous in MANO's order: 3 + 9 f .. 12 + 9 f) and the wrist position (48:51)."""
+_SHARED = [0, 1, 2, 12, 13, 14]
+"""The orientation and wrist columns within a finger group's 15."""
+
+
+@dataclasses.dataclass
+class FingerJacobian:
+    """d keypoints / d (orientation offset, pose, wrist) by finger group: blocks [..., 2, 5, 5, 3, 15], finger f's
+    slot s holding keypoint ``slots[f, s]`` (21: an empty slot, zeros) against the group's
+    :data:`FINGER_COLUMNS`.
+
+    Why not [..., 21, 3, 51]: a keypoint moves with the orientation, the wrist and its own finger's joints only, so
+    the dense Jacobian is three quarters zeros and its products (the normal matrix's blocks) take ten times the
+    arithmetic of the grouped ones.
+    The wrist and the knuckles move with the orientation and wrist alone; they fill the groups' spare slots."""
+
+    blocks: torch.Tensor
+    slots: torch.Tensor
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-keypoint values [..., 21, 3, k] into the slots [..., 5, 5, 3, k] (zeros in empty ones)."""
+        padded = torch.cat([x, torch.zeros_like(x[..., :1, :, :])], -3)
+        return padded[..., self.slots.to(x.device), :, :]
+
+    def rows(self, index: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Dense rows [K, 3, 51] of the keypoints at index (b, t, hand, keypoint), each K long."""
+        *frame, keypoint = index
+        finger, slot = _slot_of(self.slots.to(keypoint.device))
+        f, s = finger[keypoint], slot[keypoint]
+        values = self.blocks[(*frame, f, s)]                                                   # [K, 3, 15]
+        columns = _finger_columns(keypoint.device)[f]                                          # [K, 15]
+        out = values.new_zeros(len(keypoint), 3, PARAMS)
+        return out.scatter_(-1, columns[:, None, :].expand(-1, 3, -1), values)
+
+    def dense(self) -> torch.Tensor:
+        """[..., 2, 21, 3, 51]."""
+        lead = self.blocks.shape[:-4]                                                          # [..., 2]
+        n = self.blocks[..., 0, 0, 0, 0].numel()
+        flat = FingerJacobian(self.blocks.reshape(n, 5, 5, 3, FINGER_COLUMNS), self.slots)
+        k = torch.arange(21, device=self.blocks.device)
+        idx = torch.arange(n, device=k.device)
+        rows = flat.rows((idx.repeat_interleave(21), k.repeat(n)))
+        return rows.view(*lead, 21, 3, PARAMS)
+
+
+def _slot_of(slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each keypoint's finger and slot in ``slots`` [5, 5]."""
+    finger, slot = (torch.empty(22, dtype=torch.long, device=slots.device) for _ in range(2))
+    f, s = torch.meshgrid(torch.arange(5, device=slots.device), torch.arange(5, device=slots.device), indexing="ij")
+    finger[slots.flatten()], slot[slots.flatten()] = f.flatten(), s.flatten()
+    return finger[:21], slot[:21]
+
+
+def _finger_columns(device: torch.device) -> torch.Tensor:
+    """[5, 15]: the 51 unknowns of each finger group (:data:`FINGER_COLUMNS`)."""
+    f = torch.arange(5, device=device)[:, None]
+    own = 3 + 9 * f + torch.arange(9, device=device)
+    orient, wrist = torch.arange(3, device=device), torch.arange(48, 51, device=device)
+    return torch.cat([orient.expand(5, 3), own, wrist.expand(5, 3)], -1)
+
+
 class KeypointJacobian:
-    """d keypoints / d (orientation offset, pose, wrist) per hand-frame, from the posed joints."""
+    """d keypoints / d (orientation offset, pose, wrist) per hand-frame, from the posed joints, by finger
+    (:class:`FingerJacobian`)."""
 
     def __init__(self, skeleton: HandSkeleton) -> None:
         parents = skeleton.parents
         order = skeleton.order.tolist()                                    # ours <- MANO 16 joints + 5 tips
         owner = skeleton.vw[skeleton.hand_of_tip, skeleton.tips].argmax(-1)  # [2, 5] dominant joint of each tip
-        moved = torch.zeros(2, 21, 16)
+        moved = torch.zeros(2, 22, 16)                                     # keypoint 21: the empty slot
         for hand in range(2):
             for k, m in enumerate(order):
                 joint = int(owner[hand, m - 16]) if m >= 16 else parents[m]  # a joint turns what lies beyond it
                 while joint >= 0:
                     moved[hand, k, joint] = 1.0
                     joint = parents[joint]
-        self.moved = moved                                                  # [2, 21, 16]
+        chains = [[1 + 3 * f, 2 + 3 * f, 3 + 3 * f] for f in range(5)]
+        if len(parents) != 16 or any(parents[c[0]] != 0 or parents[c[1]] != c[0] or parents[c[2]] != c[1]
+                                     for c in chains):
+            raise ValueError("skeleton: expected MANO's kinematic tree (five chains of three joints, 1-3, ..., 13-15)")
+        groups: list[list[int]] = [[] for _ in range(5)]
+        rooted = []                                                        # moved by the orientation alone
+        for k in range(21):
+            turns = {j for j in range(1, 16) if moved[:, k, j].any()}
+            if not turns:
+                rooted.append(k)
+                continue
+            fingers = {(j - 1) // 3 for j in turns}
+            if len(fingers) != 1:
+                raise ValueError(f"skeleton: keypoint {k} moves with joints of several fingers {sorted(turns)}")
+            groups[fingers.pop()].append(k)
+        for k in rooted:                                                   # into the emptiest groups
+            min(groups, key=len).append(k)
+        if max(len(g) for g in groups) > 5:
+            raise ValueError(f"skeleton: a finger group of more than five keypoints {groups}")
+        self.slots = torch.tensor([g + [21] * (5 - len(g)) for g in groups])                    # [5, 5]
+        self.joints = torch.tensor([[0, *c] for c in chains])                                    # [5, 4]
+        self.moved = moved[:, self.slots[:, :, None], self.joints[:, None, :]]                  # [2, 5, 5, 4]
+        self.real = (self.slots < 21).float()                                                    # [5, 5]
 
     def __call__(self, posed: Posed, keypoints: torch.Tensor, d_orient: torch.Tensor,
-                 pose: torch.Tensor) -> torch.Tensor:
-        """J [..., 2, 21, 3, 51]; posed and keypoints [..., 2, 21, 3] at d_orient [..., 2, 3], pose [..., 2, 45]."""
-        moved = self.moved.to(keypoints)
+                 pose: torch.Tensor) -> FingerJacobian:
+        """posed and keypoints [..., 2, 21, 3] at d_orient [..., 2, 3], pose [..., 2, 45]."""
+        dev = keypoints.device
+        moved, real, slots = self.moved.to(keypoints), self.real.to(keypoints), self.slots.to(dev)
+        at = torch.cat([keypoints, torch.zeros_like(keypoints[..., :1, :])], -2)[..., slots, :]   # [..., 2, 5, 5, 3]
+        joints = posed.P[..., self.joints.to(dev), :]                                            # [..., 2, 5, 4, 3]
         # A turn w (world frame) of joint j moves keypoint k by w x (k - P_j).
-        lever = -skew(keypoints[..., :, None, :] - posed.P[..., None, :, :])                 # [..., 2, 21, 16, 3, 3]
-        local = right_jacobian(pose.unflatten(-1, (15, 3)))                                  # [..., 2, 15, 3, 3]
+        lever = -skew(at[..., :, :, None, :] - joints[..., :, None, :, :])                     # [..., 2, 5, 5, 4, 3, 3]
+        local = right_jacobian(pose.unflatten(-1, (15, 3)))                                      # [..., 2, 15, 3, 3]
         # the global rotation is exp(d_orient) R0: a change of d_orient turns the hand in the world frame by
         # J_l(d_orient) = J_r(-d_orient) times it
         world = torch.cat([right_jacobian(-d_orient)[..., None, :, :], posed.R[..., 1:, :, :] @ local], -3)
-        turn = lever @ world[..., None, :, :, :] * moved[..., None, None]                     # [..., 2, 21, 16, 3, 3]
-        eye = torch.eye(3, dtype=keypoints.dtype, device=keypoints.device).expand(*keypoints.shape, 3)
-        return torch.cat([turn.transpose(-3, -2).flatten(-2), eye], -1)                      # [..., 2, 21, 3, 51]
+        world = world[..., self.joints.to(dev), :, :]                                            # [..., 2, 5, 4, 3, 3]
+        turn = lever @ world[..., :, None, :, :, :] * moved[..., None, None]                  # [..., 2, 5, 5, 4, 3, 3]
+        eye = torch.eye(3, dtype=keypoints.dtype, device=dev) * real[..., None, None]            # [5, 5, 3, 3]
+        shift = eye.expand(*turn.shape[:-3], 3, 3)
+        return FingerJacobian(torch.cat([turn.transpose(-3, -2).flatten(-2), shift], -1), self.slots)
+
+
+def _add_grouped(target: torch.Tensor, blocks: torch.Tensor) -> None:
+    """Add per-finger blocks [..., 5, 15, 15] (rows and columns :data:`FINGER_COLUMNS`) into target [..., 51, 51]
+    in place: the orientation and wrist parts summed over the fingers, each finger's own on its diagonal block."""
+    shared = blocks[..., _SHARED, :][..., _SHARED].sum(-3)                                     # [..., 6, 6]
+    ends = (slice(0, 3), slice(48, 51))
+    for a in range(2):
+        for b in range(2):
+            target[..., ends[a], ends[b]] += shared[..., 3 * a:3 * a + 3, 3 * b:3 * b + 3]
+    own = target[..., 3:48, 3:48].unflatten(-1, (5, 9)).unflatten(-3, (5, 9))                 # [..., 5, 9, 5, 9]
+    torch.diagonal(own, dim1=-4, dim2=-2).add_(blocks[..., 3:12, 3:12].movedim(-3, -1))
+    for end, cols in zip(ends, (slice(0, 3), slice(12, 15))):
+        target[..., 3:48, end].unflatten(-2, (5, 9)).add_(blocks[..., 3:12, cols])
+        target[..., end, 3:48].unflatten(-1, (5, 9)).add_(blocks[..., cols, 3:12].movedim(-3, -2))
+
+
+def _add_grouped_rows(target: torch.Tensor, rows: torch.Tensor) -> None:
+    """Add per-finger rows [..., 5, 15, k] into target [..., 51, k] in place."""
+    shared = rows[..., _SHARED, :].sum(-3)
+    target[..., 0:3, :] += shared[..., :3, :]
+    target[..., 48:51, :] += shared[..., 3:, :]
+    target[..., 3:48, :].unflatten(-2, (5, 9)).add_(rows[..., 3:12, :])
 
 
 @dataclasses.dataclass
@@ -146,19 +260,21 @@ class BandSolver:
 
     def __init__(self, normal: Normal) -> None:
         B, T = normal.frame.shape[:2]
-        hands = lambda m: m.to(torch.float64).transpose(1, 2).flatten(0, 1)  # noqa: E731  [B*2, T', ...]
-        D, E, F = hands(normal.frame), hands(normal.next), hands(normal.skip)
-        own = torch.stack([normal.border[:, :, h, :, h * SHAPE:(h + 1) * SHAPE] for h in range(2)], 2)
-        self.C = hands(own)                                                                   # [B*2, T, 51, 10]
+        # one frame's blocks at a time to float64 and [B*2, ...] (converting the whole band first costs more than
+        # the factorisation's arithmetic)
+        at = lambda m, t: m[:, t].to(torch.float64).flatten(0, 1)  # noqa: E731
+        own = torch.stack([normal.border[:, :, h, :, h * SHAPE:(h + 1) * SHAPE] for h in range(2)], 1)
+        self.C = own.to(torch.float64).flatten(0, 1)                                          # [B*2, T, 51, 10]
         self.sequences = B
         tri = torch.linalg.solve_triangular
         self.L0, self.L1, self.L2 = [], [], []
         for t in range(T):
-            a = D[:, t]
-            l2 = tri(self.L0[t - 2], F[:, t - 2], upper=False).transpose(-1, -2) if t >= 2 else None  # L[t, t-2]
+            a = at(normal.frame, t)
+            l2 = tri(self.L0[t - 2], at(normal.skip, t - 2), upper=False).transpose(-1, -2) if t >= 2 else None
             l1 = None
             if t >= 1:
-                e = E[:, t - 1] if l2 is None else E[:, t - 1] - self.L1[t - 1] @ l2.transpose(-1, -2)
+                e = at(normal.next, t - 1)
+                e = e if l2 is None else e - self.L1[t - 1] @ l2.transpose(-1, -2)
                 l1 = tri(self.L0[t - 1], e, upper=False).transpose(-1, -2)                     # L[t, t-1]
                 a = a - l1 @ l1.transpose(-1, -2)
             if l2 is not None:
@@ -232,40 +348,47 @@ def solve(normal: Normal, gx: torch.Tensor, gs: torch.Tensor, iterations: int = 
 # ---------------------------------------------------------------------------------------------- the terms' blocks
 
 
-def add_keypoint_term(normal: Normal, J: torch.Tensor, Js: torch.Tensor, Q: torch.Tensor) -> None:
+_GRAM = "...fkcp,...fkcq->...fpq"
+"""Per finger group, the product of two grouped Jacobians over its slots and coordinates."""
+
+
+def add_keypoint_term(normal: Normal, J: FingerJacobian, Js: torch.Tensor, Q: torch.Tensor) -> None:
     """A per-frame term whose Gauss-Newton matrix in keypoint space is Q [B, T, 2, 21, 3, 3] (block-diagonal over
-    keypoints): J [B, T, 2, 21, 3, 51] and Js [B, T, 2, 21, 3, 10] the keypoints' Jacobians."""
-    QJ, QJs = Q @ J, Q @ Js
-    normal.frame += torch.einsum("...kcp,...kcq->...pq", J, QJ)
+    keypoints): J and Js [B, T, 2, 21, 3, 10] the keypoints' Jacobians."""
+    Qg, Jsg = J.gather(Q), J.gather(Js)                                              # [B, T, 2, 5, 5, 3, 3 | 10]
+    QJ, QJs = Qg @ J.blocks, Qg @ Jsg
+    _add_grouped(normal.frame, torch.einsum(_GRAM, J.blocks, QJ))
     for h in range(2):
         own = slice(h * SHAPE, (h + 1) * SHAPE)
-        normal.border[:, :, h, :, own] += torch.einsum("btkcp,btkcq->btpq", J[:, :, h], QJs[:, :, h])
-        normal.shape[:, own, own] += torch.einsum("btkcp,btkcq->bpq", Js[:, :, h], QJs[:, :, h])
+        _add_grouped_rows(normal.border[:, :, h, :, own], torch.einsum(_GRAM, J.blocks[:, :, h], QJs[:, :, h]))
+        normal.shape[:, own, own] += torch.einsum("btfkcp,btfkcq->bpq", Jsg[:, :, h], QJs[:, :, h])
 
 
-def add_acceleration(normal: Normal, J: torch.Tensor, Js: torch.Tensor, weight: torch.Tensor) -> None:
+def add_acceleration(normal: Normal, J: FingerJacobian, Js: torch.Tensor, weight: torch.Tensor) -> None:
     """``sum weight_t |k_t - 2 k_{t+1} + k_{t+2}|^2`` over keypoints: weight [B, T-2, 2] (the term's weight, the
     triples' links and the 1/frames)."""
     if weight.shape[1] == 0:
         return
-    F, Fs = J.flatten(-3, -2), Js.flatten(-3, -2)                                   # [B, T, 2, 63, 51 | 10]
-    gram = lambda a, b: torch.einsum("...kp,...kq->...pq", a, b)  # noqa: E731
-    B, T = J.shape[:2]
+    F, Fs = J.blocks, J.gather(Js)                                                   # [B, T, 2, 5, 5, 3, 15 | 10]
+    gram = lambda a, b: torch.einsum(_GRAM, a, b)  # noqa: E731
+    B, T = F.shape[:2]
     # the weight of the triple starting at frame s is at s + 2, zero beyond the triples
     w = F.new_zeros(B, T + 2, 2)
     w[:, 2:T] = 2.0 * weight
-    w = w[..., None, None]
+    w = w[..., None, None, None]
     # frame t is member 0, 1 or 2 (coefficients 1, -2, 1) of the triples starting at t, t-1, t-2
-    normal.frame += gram(F, F) * (w[:, 2:] + 4.0 * w[:, 1:-1] + w[:, :-2])
-    normal.next += gram(F[:, :-1], F[:, 1:]) * (-2.0 * (w[:, 2:-1] + w[:, 1:-2]))
-    normal.skip += gram(F[:, :-2], F[:, 2:]) * w[:, 2:-2]
-    shape_acc = Fs[:, :-2] - 2 * Fs[:, 1:-1] + Fs[:, 2:]                            # [B, T-2, 2, 63, 10]
+    _add_grouped(normal.frame, gram(F, F) * (w[:, 2:] + 4.0 * w[:, 1:-1] + w[:, :-2]))
+    _add_grouped(normal.next, gram(F[:, :-1], F[:, 1:]) * (-2.0 * (w[:, 2:-1] + w[:, 1:-2])))
+    _add_grouped(normal.skip, gram(F[:, :-2], F[:, 2:]) * w[:, 2:-2])
+    shape_acc = Fs[:, :-2] - 2 * Fs[:, 1:-1] + Fs[:, 2:]                            # [B, T-2, 2, 5, 5, 3, 10]
     wt = w[:, 2:T]
     for h in range(2):
         own = slice(h * SHAPE, (h + 1) * SHAPE)
         for i, c in enumerate((1.0, -2.0, 1.0)):
-            normal.border[:, i:T - 2 + i, h, :, own] += c * wt[:, :, h] * gram(F[:, i:T - 2 + i, h], shape_acc[:, :, h])
-        normal.shape[:, own, own] += (wt[:, :, h] * gram(shape_acc[:, :, h], shape_acc[:, :, h])).sum(1)
+            _add_grouped_rows(normal.border[:, i:T - 2 + i, h, :, own],
+                              c * wt[:, :, h] * gram(F[:, i:T - 2 + i, h], shape_acc[:, :, h]))
+        normal.shape[:, own, own] += (wt[:, :, h, 0] * torch.einsum("btfkcp,btfkcq->btpq", shape_acc[:, :, h],
+                                                                    shape_acc[:, :, h])).sum(1)
 
 
 def add_diagonal(normal: Normal, diag: torch.Tensor) -> None:
@@ -295,7 +418,7 @@ def add_limits(normal: Normal, pose: torch.Tensor, axes: torch.Tensor, low: torc
             normal.frame[..., 3 + 3 * idx + a, 3 + 3 * idx + b] += blocks[..., a, b]
 
 
-def add_capsules(normal: Normal, keypoints: torch.Tensor, J: torch.Tensor, Js: torch.Tensor, radii: torch.Tensor,
+def add_capsules(normal: Normal, keypoints: torch.Tensor, J: FingerJacobian, Js: torch.Tensor, radii: torch.Tensor,
                  pairs: tuple[torch.Tensor, ...], margin: float, weight: float) -> None:
     """``terms.capsule_collision``'s Gauss-Newton blocks, ``2 w g g^T`` per overlapping pair with g the gradient of
     its overlap (the common normal at the closest points, shared by the segments' ends as the closest points lie
@@ -318,7 +441,7 @@ def add_capsules(normal: Normal, keypoints: torch.Tensor, J: torch.Tensor, Js: t
         rows = (b_, t_, torch.full_like(seg, hand))
         ends = [(sign * (1 - par)[..., None] * n, rows + (index[seg, 0],)), (sign * par[..., None] * n,
                                                                              rows + (index[seg, 1],))]
-        g.append(sum(torch.einsum("kc,kcp->kp", d, J[at]) for d, at in ends))
+        g.append(sum(torch.einsum("kc,kcp->kp", d, J.rows(at)) for d, at in ends))
         gs.append(sum(torch.einsum("kc,kcp->kp", d, Js[at]) for d, at in ends))
     right_g, left_g = g
     shape_g = torch.cat(gs, -1)                                                          # [K, 20]
