@@ -244,9 +244,10 @@ class Normal:
     def damp(self, mu: float) -> Normal:
         """Levenberg-Marquardt: the diagonal scaled by 1 + mu (plus a floor that keeps empty blocks solvable)."""
         def lift(m: torch.Tensor) -> torch.Tensor:
-            d = torch.diagonal(m, dim1=-2, dim2=-1)
-            floor = 1e-6 * d.mean(-1, keepdim=True).clamp_min(1e-12) + 1e-12
-            return m + torch.diag_embed(mu * d + floor)
+            out = m.clone()
+            d = torch.diagonal(out, dim1=-2, dim2=-1)
+            d.add_(mu * d + 1e-6 * d.mean(-1, keepdim=True).clamp_min(1e-12) + 1e-12)
+            return out
 
         return dataclasses.replace(self, frame=lift(self.frame), shape=lift(self.shape))
 
@@ -393,7 +394,7 @@ def add_acceleration(normal: Normal, J: FingerJacobian, Js: torch.Tensor, weight
 
 def add_diagonal(normal: Normal, diag: torch.Tensor) -> None:
     """A quadratic term with a diagonal matrix [B, T, 2, 51] on the per-frame unknowns."""
-    normal.frame += torch.diag_embed(diag)
+    torch.diagonal(normal.frame, dim1=-2, dim2=-1).add_(diag)
 
 
 def add_relative(normal: Normal, weight: torch.Tensor) -> None:
