@@ -152,7 +152,7 @@ def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
 
         refine = RefineConfig()
     run = reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash, roi=roi,
-                      batch=args.batch, device=device, refine=refine)
+                      batch=args.batch, device=device, refine=refine, refine_threads=args.threads)
     # Process-wide torch settings go back as they were afterwards (the CLI may be called in-process).
     with contextlib.closing(run), torch.no_grad(), _restored(lambda: torch.set_num_threads(threads)):
         for event in run:
@@ -203,7 +203,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roi", default=None, help="manual hand region x,y,w,h in pixels (default: detected)")
     p.add_argument("--batch", type=int, default=4, help="windows per batch")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads on the CPU (default: the cores but one, which decodes the next frames)")
+                   help="torch threads on the CPU (default: the cores but one, which decodes the next frames; "
+                        "--refine's fit, after the last frame, every core)")
     p.add_argument("--refine", action="store_true",
                    help="fit the network's hands to the detector's landmarks (test-time refinement); stores "
                         "refined_* beside the network's result")

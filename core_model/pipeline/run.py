@@ -121,8 +121,8 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 model_preset: str, checkpoint_sha256: str = "", roi: tuple[float, float, float, float] | None = None,
                 batch: int = 4, overlap: int | None = None, device: torch.device | str = "cpu",
                 cancel: Callable[[], bool] | None = None, autocast: torch.dtype | None = None,
-                encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None
-                ) -> Iterator[RunEvent]:
+                encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None,
+                refine_threads: int | None = None) -> Iterator[RunEvent]:
     """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``.
 
     ``autocast``: reduced precision for the network (``torch.bfloat16`` on a GPU); ``encode_batch``: frames per
@@ -131,7 +131,10 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     landmarks with these settings (on ``device``, in the frame's assumed intrinsics) and store the result as the
     ``refined_*`` arrays, with ``meta.extra["refine"]`` = {config, seconds, losses (per term, frame-weighted
     (first, last) over the chunks), frames, chunks, gate (refined hands per gating reason)}. Refinement needs
-    gradients and turns them on for itself, also under the caller's ``no_grad`` or ``inference_mode``."""
+    gradients and turns them on for itself, also under the caller's ``no_grad`` or ``inference_mode``.
+    ``refine_threads``: torch threads while refining on the CPU (the caller's count is restored before each event);
+    None: every core (:func:`usable_cores`), as the thread that decodes frames has finished by then (measured,
+    BENCHMARKS.md "Test-time refinement" (e): 4.1 against 6.8 ms per frame with two threads on the 2-core CPU)."""
     from core_model.geometry.interpenetration import HandMeshes, detect_interpenetration
 
     output = Path(output)
@@ -231,7 +234,7 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
             with stage(timer, "refine"):
                 refine_meta = yield from _refine_into(arrays, refined_store, {k: r[0] for k, r in rows.items()},
                                                       hand_model, refine, device=device, image_size=image_size,
-                                                      cancel=cancel)
+                                                      cancel=cancel, threads=refine_threads)
             refined = dict(refined_store.views())
         with stage(timer, "write"):
             windowed = {}
@@ -281,11 +284,12 @@ def refine_chunks(n: int, chunk: int | None = None, margin: int | None = None
 
 def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[str, tuple[int, ...]],
                  hand_model: torch.nn.Module, config: RefineConfig, *, device: torch.device | str,
-                 image_size: tuple[int, int], cancel: Callable[[], bool] | None) -> Iterator[RunEvent]:
+                 image_size: tuple[int, int], cancel: Callable[[], bool] | None, threads: int | None = None
+                 ) -> Iterator[RunEvent]:
     """Refine the run's ``arrays`` chunk by chunk into ``store`` (``rows``: one frame's shape of each of its
     arrays). Every frame of every :data:`REFINED_ARRAYS` is written: NaN / False where a hand was not refined (no
     reconstruction claimed valid), ``gate`` ABSENT there. Yields RunEvent('refine') per chunk; returns what goes
-    into ``meta.extra["refine"]``."""
+    into ``meta.extra["refine"]``. ``threads``: see :func:`reconstruct`'s ``refine_threads``."""
     import time
 
     from core_model.refine import Refiner, refine_result_arrays
@@ -309,7 +313,7 @@ def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[st
         count = int((hands.any(-1) & np.isfinite(part["bbox"]).all(-1)).sum())  # refine.arrays' own test
         out: dict[str, np.ndarray] = {}
         if count:
-            with torch.inference_mode(False), torch.enable_grad():
+            with torch.inference_mode(False), torch.enable_grad(), _cpu_threads_for(device, threads):
                 result, raw = refine_result_arrays(part, refiner, device=device, image_size=image_size)
             out = {name[len(REFINED_PREFIX):]: value[lo - a:hi - a] for name, value in result.items()}
             for term, (first, last) in raw.losses.items():  # per-frame means: weighted by the chunk's frames
@@ -335,13 +339,31 @@ def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[st
             "gate": {REASONS[i]: int(c) for i, c in enumerate(gate_counts) if c}}
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def cpu_threads() -> int:
     """Torch threads for a CPU run: every core this process may use but one, which is left to the thread that
     decodes and crops the next frames (``prefetch.py``). On two cores that is one torch thread: measured here,
     a second OpenMP thread buys little on an idle machine and costs 5x when other work holds a core (its threads
     spin at every barrier waiting for the one that was descheduled): 20 against 3.4 frames/s."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1)
+    return max(1, usable_cores() - 1)
+
+
+@contextlib.contextmanager
+def _cpu_threads_for(device: torch.device | str, threads: int | None) -> Iterator[None]:
+    """Torch's thread count set to ``threads`` (None: every core) for a piece of CPU work, restored after."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or usable_cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_output_folder(output: Path) -> None:
