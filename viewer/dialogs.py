@@ -57,7 +57,7 @@ class _Form(QtWidgets.QDialog):
 
 
 class RunDialog(_Form):
-    """Video, output file, checkpoint or preset, device, optional manual region."""
+    """Video, output file, checkpoint or preset, device, optional manual region, refinement."""
 
     def __init__(self, video: Path | None, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Reconstruct a video", parent)
@@ -79,6 +79,10 @@ class RunDialog(_Form):
         self.roi = QtWidgets.QLineEdit(self)
         self.roi.setPlaceholderText("x,y,w,h in pixels; empty: detected")
         self.form.addRow("Hand region", self.roi)
+        self.refine = QtWidgets.QCheckBox("fit the hands to the detected landmarks after the network", self)
+        self.refine.setToolTip("test-time refinement (interhand run --refine): kept beside the network's result; "
+                               "the 3D view's \"refined\" toggle shows both")
+        self.form.addRow("Refine", self.refine)
         self.finish()
 
     def settings(self) -> RunSettings:
@@ -91,7 +95,8 @@ class RunDialog(_Form):
         return RunSettings(video=Path(self.video.text()), output=Path(self.output.text()),
                            checkpoint=Path(self.checkpoint.text()) if self.checkpoint.text() else None,
                            untrained=untrained, device=self.device.text() or None,
-                           roi=parse_roi(self.roi.text()) if self.roi.text() else None)
+                           roi=parse_roi(self.roi.text()) if self.roi.text() else None,
+                           refine=self.refine.isChecked())
 
 
 class MeshExportDialog(_Form):

@@ -17,7 +17,8 @@ from core_model.results import Reconstruction
 class RunSettings:
     """What ``interhand run`` takes: checkpoint (None: the shipped model), untrained (a preset name instead of a
     checkpoint), device (None: CUDA when present), roi (x, y, w, h; None: detected), hand model kind (``auto``:
-    the checkpoint's), windows per batch."""
+    the checkpoint's), windows per batch, refine (also fit the hands to the detector's landmarks, with the
+    default ``RefineConfig``, as ``interhand run --refine``)."""
 
     video: Path
     output: Path
@@ -27,6 +28,7 @@ class RunSettings:
     roi: tuple[float, float, float, float] | None = None
     hand_model: str = "auto"
     batch: int = 4
+    refine: bool = False
 
 
 def build_model(settings: RunSettings) -> tuple[torch.nn.Module, str, str, torch.device]:
@@ -48,6 +50,7 @@ def reconstruction_job(settings: RunSettings, factory: ModelFactory = build_mode
     core_model's RunEvents."""
     def job(cancelled: Callable[[], bool]) -> Iterator[object]:
         from core_model.pipeline.run import reconstruct
+        from core_model.refine import RefineConfig
 
         # Leave a core to the GUI thread: with every core busy in torch, the event loop waits for CPU time.
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
@@ -55,7 +58,8 @@ def reconstruction_job(settings: RunSettings, factory: ModelFactory = build_mode
         with torch.inference_mode():
             yield from reconstruct(settings.video, settings.output, model, model_preset=preset,
                                    checkpoint_sha256=checkpoint_hash, roi=settings.roi, batch=settings.batch,
-                                   device=device, cancel=cancelled)
+                                   device=device, cancel=cancelled,
+                                   refine=RefineConfig() if settings.refine else None)
     return job
 
 

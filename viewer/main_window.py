@@ -425,8 +425,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.session.frames_updated.emit(np.concatenate(frames))
         last = events[-1]
         if last.stage != "done":
-            self._report(progress=("detecting hands" if last.stage == "detect" else "reconstructing", last.done,
-                                   last.total))
+            stage = {"detect": "detecting hands", "refine": "refining"}.get(last.stage, "reconstructing")
+            self._report(progress=(stage, last.done, last.total))
 
     def _streamed_result(self, arrays: dict[str, np.ndarray]) -> LoadedResult:
         """A view of the run's arrays as a result whose frames become ready as the model finishes them."""

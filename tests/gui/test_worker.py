@@ -96,3 +96,26 @@ def test_cancel_leaves_no_file_and_failure_shows_core_models_message(window, ope
                      small_model(openhand))
     qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
     assert "a result file ends in .npz" in window.last_error
+
+
+def test_run_dialog_refine_reaches_the_result_file(window, openhand, tmp_path, qtbot):
+    """The run dialog's "Refine" box: the worker refines after the network and the file holds the refined arrays
+    beside the network's, with the run's refinement record."""
+    from viewer.dialogs import RunDialog
+
+    clip = write_clip(tmp_path / "clip.avi", n=14)
+    output = tmp_path / "run.npz"
+    dialog = RunDialog(clip, window)
+    dialog.output.setText(str(output))
+    dialog.untrained.setCurrentIndex(1)
+    dialog.refine.setChecked(True)
+    settings = dialog.settings()
+    assert settings.refine and settings.untrained
+    window.start_run(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100), hand_model="openhand",
+                                 batch=1, refine=settings.refine), small_model(openhand))
+    qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
+    assert window.last_error == ""
+    result = load_result(output)
+    assert set(result.refined) >= {"keypoints", "vertices", "gate"}
+    assert result.refined["keypoints"].shape == result.keypoints.shape
+    assert result.meta.extra["refine"]["chunks"] == 1
