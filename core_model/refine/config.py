@@ -18,7 +18,7 @@ class RefineConfig:
     """
 
     align_steps: int = 10                 # first, each frame alone to its landmarks (no temporal/inter terms)
-    gn_steps: int = 0                     # then Gauss-Newton iterations on the whole objective (gauss_newton)
+    gn_steps: int = 4                     # then Gauss-Newton iterations on the whole objective (gauss_newton)
     steps: int = 30                       # last, iterations (L-BFGS) or steps (Adam), the contacts looked up
     optimizer: str = "lbfgs"              # one of OPTIMIZERS: "lbfgs" (line search: no rate to tune) or "adam"
     lr: float = 0.02                      # Adam step for rotations (radians); translations use lr_transl
@@ -38,12 +38,12 @@ class RefineConfig:
     use_smooth: bool = True               # paper eq. 5: sum of joint displacement norms between frames
     w_smooth: float = 0.05
     use_accel: bool = True                # squared second differences of the joints (jitter)
-    w_accel: float = 1e5
+    w_accel: float = 3e5                  # converged fits need it this high to halve rock-sign's jitter
 
     use_inter: bool = True                # paper eq. 6: l_alpha of the depth of vertices inside the other hand
     w_inter: float = 10.0
     alpha: float = 0.02                   # metres (paper: 2 cm)
-    inter_refresh: tuple[int, ...] = (15,)  # steps where the inside masks and nearest vertices are found
+    inter_refresh: tuple[int, ...] = (20,)  # steps where the inside masks and nearest vertices are found
 
     use_capsules: bool = True             # capsules on the keypoints kept apart (core_model.refine.capsules)
     w_capsules: float = 1e6               # squared metres of overlap
@@ -53,7 +53,8 @@ class RefineConfig:
     use_prior: bool = True                # stay near the network's prediction
     w_pose: float = 0.3                   # per joint, squared radians
     w_orient: float = 2.0
-    w_betas: float = 1.0                  # per frame: the shape is one per sequence
+    w_betas: float = 30.0                 # per frame (the shape is one per sequence); lower, converged fits buy
+                                          # their 2D agreement with wrong hand sizes
     w_rel: float = 200.0                  # relative translation (left wrist - right wrist), squared metres
     w_root_xy: float = 0.0                # absolute wrist position from the network's camera, squared metres
     w_root_z: float = 20.0                # depth is what a weak-perspective camera knows least

@@ -1,12 +1,12 @@
 """Test-time refinement of the network's two hands over a window (or a whole video) of frames.
 
-Batched steps (L-BFGS or Adam, optionally Gauss-Newton first: ``RefineConfig.gn_steps``,
-:mod:`core_model.refine.gauss_newton`) on every frame's pose, orientation, both wrists' 3D positions (hence the
-relative translation) and each hand's shape (one correction per sequence: a hand's shape does not change over time),
-minimising the detector's robust, confidence-weighted reprojection error, the paper's smoothness (eq. 5) and
-interpenetration (eq. 6) terms, and a prior that keeps the result near the network's prediction and inside the
-joint limits. Frames without trusted landmarks (see :mod:`core_model.refine.gating`) are held by the smoothness
-and prior terms alone.
+Batched steps (per-frame L-BFGS alignment, Gauss-Newton on the whole objective: ``RefineConfig.gn_steps``,
+:mod:`core_model.refine.gauss_newton`; then L-BFGS or Adam with the contacts) on every frame's pose,
+orientation, both wrists' 3D positions (hence the relative translation) and each hand's shape (one correction per
+sequence: a hand's shape does not change over time), minimising the detector's robust, confidence-weighted
+reprojection error, the paper's smoothness (eq. 5) and interpenetration (eq. 6) terms, and a prior that keeps the
+result near the network's prediction and inside the joint limits. Frames without trusted landmarks (see
+:mod:`core_model.refine.gating`) are held by the smoothness and prior terms alone.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from core_model.refine.gating import RESIDUAL, USED, gate_detections
 from core_model.refine.kinematics import HandSkeleton, rotmats_of
 
 GN_CG = 4
-"""Conjugate-gradient iterations per Gauss-Newton step (each hand's band solved exactly inside each): 8 reach the
-same fits as 4 at a fifth more time (BENCHMARKS.md, "Test-time refinement" (d))."""
+"""Conjugate-gradient iterations per Gauss-Newton step (each hand's band solved exactly inside each): 8 cost a fifth
+more time, 3 and 4 reach equal fits on the real clips, 2 let asl interpenetrate on 4.8 % of frames (BENCHMARKS.md,
+"Test-time refinement" (e))."""
 
 CAPSULE_REACH = 0.02
 """Metres: capsule pairs this far from touching at a phase's start are followed through the phase (the hands'
-joints move less than this in the 15 or so iterations between looks)."""
+joints move less than this in the 15 or so iterations between looks; a Gauss-Newton step looks at each)."""
 
 
 @dataclasses.dataclass

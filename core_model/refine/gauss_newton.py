@@ -14,8 +14,11 @@ the shape; it is never formed densely. Each hand's band is factorised exactly (b
 frames batched over sequences and hands), and a few conjugate-gradient iterations preconditioned by it take up
 what couples the hands.
 
-Cost: on the 2-core CPU this is several times the first-order default (BENCHMARKS.md, "Test-time refinement"),
-which is why ``RefineConfig.gn_steps`` is 0 unless asked for.
+Cost (BENCHMARKS.md, "Test-time refinement" (e)): the default four steps are about two thirds of the default
+refinement's time. What made them affordable: the Jacobian by finger group (:class:`FingerJacobian`), one solve
+per step with backtracking along it, four conjugate-gradient iterations. What did not: the bands in float32 (the
+loops over the frames are bound by per-call cost and memory traffic, not arithmetic), reusing a step's matrix for
+the next (the IRLS weights and capsule pairs change too much: the reused steps were rejected).
 
 The gradient is always the exact one of the whole objective (autograd); the normal matrix is the Gauss-Newton
 model of the terms that are sums of squares (reprojection with robust IRLS weights, acceleration, priors, joint
