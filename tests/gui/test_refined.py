@@ -144,3 +144,26 @@ def test_unlinked_second_view_gets_its_camera_back(window, refined_file, qtbot):
     scene.refined.setChecked(False)
     np.testing.assert_allclose(camera(scene.second), own)
     assert scene.second_preset.isEnabled() and not scene.link.isChecked()
+
+
+def test_camera_preset_frames_refined_hands_far_from_the_network(window, openhand, files, tmp_path, qtbot):
+    """Refined hands half a metre from the network's (on real clips the network's camera is that far off): turning
+    the refinement on widens the shared camera so that both results lie wholly inside both views."""
+    from gui.factory import make_result
+
+    from core_model.results import save_result
+
+    path = tmp_path / "far.npz"
+    save_result(make_result(openhand, source=str(files["clip"]), refined_gap=0.5), path)
+    scene = window.panels["scene"]
+    window.open_path(path)
+    window.session.set_frame(TOUCHING)
+    scene.refined.setChecked(True)
+    qtbot.wait(30)
+    np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    for view in (scene.main, scene.second):
+        image = shot(view)
+        assert min(hand_pixels(image)) > 0.002  # both hands drawn
+        edge = np.concatenate([image[:3].reshape(-1, 3), image[-3:].reshape(-1, 3), image[:, :3].reshape(-1, 3),
+                               image[:, -3:].reshape(-1, 3)])
+        assert max(hand_pixels(edge[None])) == 0.0  # and none cut by the view's border

@@ -293,21 +293,34 @@ class HandView(QtWidgets.QWidget):
         for actor, shown in zip(self.refined_actors, refined):
             actor.SetVisibility(bool(shown))
 
-    def apply_preset(self, preset: str, centre: np.ndarray | None) -> None:
+    def apply_preset(self, preset: str, points: np.ndarray | None) -> None:
+        """``points`` [N, 3]: what the "camera" preset frames (the frame's hands), or None."""
         if preset == "camera":  # along the camera's axis (OpenCV: z forward, y down) toward the hands
             cam = self.plotter.camera
             cam.parallel_projection = False
             cam.view_angle = 30.0
-            target = np.asarray(centre if centre is not None else (0.0, 0.0, 1.0), float)
+            target = np.mean(points, 0) if points is not None else np.array([0.0, 0.0, 1.0])
             extent = np.asarray(self.plotter.bounds, float).reshape(3, 2)
             radius = max(0.5 * float(np.linalg.norm(extent[:, 1] - extent[:, 0])), 0.05)
-            # A camera-space result is seen from the real camera at the origin. The network's results are
-            # root-relative (the right wrist at the origin), where the origin is inside a hand: look along the
-            # same axis from the distance at which the hands fill the view.
+            if points is not None:  # what is framed may lie beyond this view's own actors (the other view's)
+                radius = max(radius, 0.5 * float(np.linalg.norm(points.max(0) - points.min(0))))
+            # A camera-space result is seen from the real camera at the origin, widened to every point (the
+            # refined hands lie where the video shows them, possibly far from the network's). The network's
+            # results are root-relative (the right wrist at the origin), where the origin is inside a hand: look
+            # along the same axis from the distance at which the hands fill the view.
+            # view_angle is the vertical one: a view narrower than tall sees less across
+            width, height = self.plotter.window_size
+            narrow = min(1.0, width / max(height, 1))
             if target[2] > 2 * radius:
                 cam.position = (0.0, 0.0, 0.0)
+                if points is not None:
+                    rays = points / np.linalg.norm(points, axis=1, keepdims=True)
+                    off = np.arccos(np.clip(rays @ (target / np.linalg.norm(target)), -1.0, 1.0)).max()
+                    needed = 2.0 * np.degrees(np.arctan(np.tan(min(1.1 * off, 1.4)) / narrow))
+                    cam.view_angle = float(np.clip(needed, 30.0, 120.0))
             else:
-                cam.position = tuple(target - np.array([0.0, 0.0, 1.1 * radius / np.tan(np.radians(15.0))]))
+                distance = 1.1 * radius / (np.tan(np.radians(15.0)) * narrow)
+                cam.position = tuple(target - np.array([0.0, 0.0, distance]))
             cam.focal_point, cam.up = tuple(target), (0.0, -1.0, 0.0)
             self.plotter.reset_camera_clipping_range()
         else:
@@ -438,12 +451,18 @@ class ScenePanel(QtWidgets.QWidget):
         if self.session.frame in frames:
             self.show_frame(self.session.frame)
 
-    def _centre(self) -> np.ndarray | None:
+    def _framed(self) -> np.ndarray | None:
+        """The frame's hand vertices [N, 3] the camera preset frames: the network's, and the refined ones while
+        the second view shows them (the two views share the camera)."""
         loaded = self.session.primary
         if loaded is None or not loaded.shows(self.session.frame):
             return None
-        verts = loaded.result.vertices[self.session.frame]
-        return np.nanmean(verts.reshape(-1, 3), 0) if np.isfinite(verts).any() else None
+        parts = [loaded.result.vertices[self.session.frame].reshape(-1, 3)]
+        if self.showing_refined and "vertices" in loaded.result.refined:
+            parts.append(loaded.result.refined["vertices"][self.session.frame].reshape(-1, 3))
+        points = np.concatenate(parts)
+        points = points[np.isfinite(points).all(1)]
+        return points if len(points) else None
 
     def show_frame(self, frame: int) -> None:
         loaded = self.session.primary
@@ -506,7 +525,7 @@ class ScenePanel(QtWidgets.QWidget):
 
     def apply_preset(self, preset: str) -> None:
         self.preset.setCurrentText(preset)
-        self.main.apply_preset(preset, self._centre())
+        self.main.apply_preset(preset, self._framed())
         if self.link.isChecked() or self.showing_refined:
             self._follow()
         else:
@@ -514,7 +533,7 @@ class ScenePanel(QtWidgets.QWidget):
         self.render()
 
     def _second_preset(self) -> None:
-        self.second.apply_preset(self.second_preset.currentText(), self._centre())
+        self.second.apply_preset(self.second_preset.currentText(), self._framed())
         self.second.view.request_render()
 
     def _on_link(self, linked: bool) -> None:
@@ -531,6 +550,8 @@ class ScenePanel(QtWidgets.QWidget):
             total = sum(self._sizes_before)
             if total > 1:
                 self.views.setSizes([total - total // 2, total // 2])
+            if self.preset.currentText() == "camera":  # the real camera, widened to both results of the frame
+                self.main.apply_preset("camera", self._framed())
             self._follow()
         elif self.link.isChecked() or self._second_before is None:
             self._on_link(self.link.isChecked())
