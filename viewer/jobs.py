@@ -49,11 +49,12 @@ def reconstruction_job(settings: RunSettings, factory: ModelFactory = build_mode
     """The worker's generator: builds the model (slow: weights, hand model) off the GUI thread, then yields
     core_model's RunEvents."""
     def job(cancelled: Callable[[], bool]) -> Iterator[object]:
-        from core_model.pipeline.run import reconstruct
+        from core_model.pipeline.run import cpu_threads, reconstruct
         from core_model.refine import RefineConfig
 
         # Leave a core to the GUI thread: with every core busy in torch, the event loop waits for CPU time.
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        # (Refinement, after the last frame, takes every core: measured, the GUI thread still waits < 40 ms.)
+        torch.set_num_threads(cpu_threads())
         model, preset, checkpoint_hash, device = factory(settings)
         with torch.inference_mode():
             yield from reconstruct(settings.video, settings.output, model, model_preset=preset,

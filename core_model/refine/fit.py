@@ -321,7 +321,7 @@ class Refiner:
                     if trial <= total:
                         mu = max(mu / 3.0, 1e-7) if attempt == 0 else mu * 4.0 ** attempt
                         break
-                else:  # no damping made it fall: at a minimum of the model
+                else:  # no share of the step made it fall: at a minimum of the model
                     with torch.no_grad():
                         for p, old in zip(params, before):
                             p.copy_(old)

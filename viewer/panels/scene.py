@@ -551,8 +551,9 @@ class ScenePanel(QtWidgets.QWidget):
             if total > 1:
                 self.views.setSizes([total - total // 2, total // 2])
             if self.preset.currentText() == "camera":  # the real camera, widened to both results of the frame
-                self.main.apply_preset("camera", self._framed())
-            self._follow()
+                self.apply_preset("camera")
+            else:
+                self._follow()
         elif self.link.isChecked() or self._second_before is None:
             self._on_link(self.link.isChecked())
         else:  # unlinked: the second view's own camera, as it was before
