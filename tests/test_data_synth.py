@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy.ndimage import binary_dilation, binary_erosion
 
 from core_model.data.camera import project
 from core_model.data.capsules import min_separation, segment_distances, separating_push
@@ -69,6 +70,12 @@ def test_annotations_agree_with_the_hand_model_and_the_images(synth_root, openha
                 assert (labels[px[:, 1], px[:, 0]] == h + 1).all()
             # Each hand's mask covers pixels inside its box; the background is there too.
             assert (labels == 0).any()
+            # The matte is opaque inside the labelled parts (but for a few slits between fingers that the
+            # anti-aliased colour pass resolves and the label pass fills), clear away from them.
+            alpha = np.asarray(Image.open(d / "alpha" / f"{t:06d}.png"))
+            inner = binary_erosion(labels > 0, iterations=2)
+            outer = ~binary_dilation(labels > 0, iterations=2)
+            assert (alpha[inner] >= 250).mean() > 0.97 and (alpha[outer] <= 5).all()
         image = np.asarray(Image.open(d / "rgb" / "000000.jpg")).astype(float)
         assert image.std() > 5  # a textured, lit frame, not a blank one
 

@@ -16,6 +16,8 @@ our order, 0 wrist, 1-4 thumb, 5-8 index, 9-12 middle, 13-16 ring, 17-20 pinky):
         rgb/000000.jpg ...    S x S RGB, JPEG quality 92
         labels/000000.png ... S x S uint8 part labels: 0 background, 1 right hand, 2 left hand,
                               3 right forearm, 4 left forearm (per-hand masks are labels == 1 / == 2)
+        alpha/000000.png ...  S x S uint8 anti-aliased matte of hands and forearms (version 2): lets a
+                              loader put the rendered hands over other backgrounds without a halo
         annotations.npz       betas [L,2,10], global_orient [L,2,3], hand_pose [L,2,45], transl [L,2,3]
                               (MANO-layout parameters of the hand model named in meta.json, camera frame),
                               articulation [L,2,5,3,3] anatomical degrees, keypoints3d [L,2,21,3],
@@ -54,7 +56,7 @@ from core_model.handmodel.layer import HandModel
 log = logging.getLogger(__name__)
 
 FORMAT = "interhand-synth"
-VERSION = 1
+VERSION = 2  # 2: alpha/ mattes
 SPLIT_KEYS = {"train": 0, "test": 1}
 JPEG_QUALITY = 92
 VISIBILITY_TOLERANCE = 0.015
@@ -81,6 +83,7 @@ class SynthSequence:
 
     images: np.ndarray
     labels: np.ndarray
+    alpha: np.ndarray
     motion: HandMotion
     keypoints2d: np.ndarray
     visibility: np.ndarray
@@ -131,6 +134,7 @@ def generate_sequence(model: HandModel, seed_sequence: np.random.SeedSequence, f
         raise ValueError(f"renderer: its size {renderer.size} differs from size {size}")
     images = np.zeros((frames, size, size, 3), np.uint8)
     labels = np.zeros((frames, size, size), np.uint8)
+    alpha = np.zeros((frames, size, size), np.uint8)
     keypoints2d = project(motion.keypoints.astype(np.float64), K).astype(np.float32)
     visibility = np.zeros((frames, 2, 21), bool)
     try:
@@ -141,6 +145,7 @@ def generate_sequence(model: HandModel, seed_sequence: np.random.SeedSequence, f
             frame = renderer.render([motion.vertices[t, 0], motion.vertices[t, 1], forearms[0][t], forearms[1][t]])
             images[t] = composite(frame.rgb, frame.alpha, background, rng, shadow_offset, shadow_strength)
             labels[t] = frame.labels
+            alpha[t] = np.clip(frame.alpha * 255 + 0.5, 0, 255).astype(np.uint8)
             visibility[t] = _visibility(keypoints2d[t], motion.keypoints[t], frame.labels, frame.depth)
     finally:
         if own:
@@ -154,7 +159,7 @@ def generate_sequence(model: HandModel, seed_sequence: np.random.SeedSequence, f
         "skin_rgb": [round(float(c), 4) for c in skin.hands[0].mean(0)],
         "key_light": [round(float(c), 4) for c in lighting.key_direction], "focal": focal, "fps": FPS,
     }
-    return SynthSequence(images=images, labels=labels, motion=motion, keypoints2d=keypoints2d, visibility=visibility,
+    return SynthSequence(images=images, labels=labels, alpha=alpha, motion=motion, keypoints2d=keypoints2d, visibility=visibility,
                          boxes=boxes, K=K, meta=meta)
 
 
@@ -179,9 +184,11 @@ def write_sequence(sequence: SynthSequence, directory: Path) -> Path:
         shutil.rmtree(tmp)
     (tmp / "rgb").mkdir(parents=True)
     (tmp / "labels").mkdir()
-    for t, (image, label) in enumerate(zip(sequence.images, sequence.labels)):
+    (tmp / "alpha").mkdir()
+    for t, (image, label, alpha) in enumerate(zip(sequence.images, sequence.labels, sequence.alpha)):
         Image.fromarray(image).save(tmp / "rgb" / f"{t:06d}.jpg", quality=JPEG_QUALITY)
         Image.fromarray(label).save(tmp / "labels" / f"{t:06d}.png", optimize=False, compress_level=1)
+        Image.fromarray(alpha).save(tmp / "alpha" / f"{t:06d}.png", optimize=False, compress_level=1)
     m = sequence.motion
     size = sequence.images.shape[1]
     np.savez(tmp / "annotations.npz", betas=m.betas, global_orient=m.global_orient, hand_pose=m.hand_pose,
