@@ -26,6 +26,8 @@ LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 6, 192, 320),
 )
 STRIDE16_BLOCK = 10  # last block of the 112-channel stage (output stride 16)
+PYRAMID_BLOCKS = (0, 2, 4, 10, 15)  # last block at output strides 2, 4, 8, 16, 32
+PYRAMID_CHANNELS = (16, 24, 40, 112, 320)
 STRIDE16_CHANNELS = 112
 STRIDE32_CHANNELS = 320
 HEAD_CHANNELS = 1280
@@ -97,6 +99,16 @@ class EfficientNetLite0Trunk(nn.Module):
                 break
             layers.append(block)
         return layers
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The maps at output strides 2, 4, 8, 16, 32 (``PYRAMID_CHANNELS``), for dense heads (perception)."""
+        x = nn.functional.relu6(self._bn0(self._conv_stem(x)))
+        out = []
+        for i, block in enumerate(self._blocks):
+            x = block(x)
+            if i in PYRAMID_BLOCKS:
+                out.append(x)
+        return out
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = nn.functional.relu6(self._bn0(self._conv_stem(x)))

@@ -72,3 +72,9 @@ class FrameEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.trunk((images - self.mean) / self.std)
+
+    def pyramid(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Images in [0, 1] -> the maps at output strides 2 to 32 (EfficientNet-Lite0 only), for dense heads."""
+        if not hasattr(self.trunk, "pyramid"):
+            raise ValueError(f"encoder: {self.name} has no feature pyramid; use efficientnet_lite0")
+        return self.trunk.pyramid((images - self.mean) / self.std)
