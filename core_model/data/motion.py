@@ -1,7 +1,7 @@
 """The interaction prior and smooth motion of the synthetic set: two hands over L frames at 30 fps.
 
 A sequence follows one interaction (:data:`INTERACTIONS`): palms together, interlaced fingers, steepled or
-touching fingertips, a finger on the other palm, one hand grasping the other, crossed hands, one hand occluding
+touching fingertips, a finger on the other palm, one hand grasping the other, a fist in the other palm, crossed hands, one hand occluding
 the other, or hands apart; it may start apart and approach, and leave at the end. Everything is built in a
 *pair frame* (OpenCV axes as seen from the front: the person's right hand at x < 0, fingers up = -y, the body at
 +z), then turned and placed in front of the camera by a viewpoint that drifts slowly.
@@ -101,10 +101,12 @@ def _prayer(rng):
 
 
 def _interlace(rng):
+    """Fingers slotted between each other: the middle knuckles meet, one hand shifted across the fingers by half a
+    finger spacing (the pair frame's z), so each finger lies in a gap of the other hand, not on a finger."""
     base = _tilt(rng, _symmetric(orientation(_unit([0.45, -1, 0]), TO_LEFT, "right")), 35)
-    offset = np.array([0.0, rng.choice([-1, 1]) * 0.009, 0.0])
-    return Interaction("interlaced", base, (PALM, PALM), offset, TO_LEFT, ("interlace", "interlace"),
-                       rng.uniform(0.003, 0.007), symmetric_pose=True, jitter_deg=5)
+    offset = np.array([0.0, rng.uniform(-0.006, 0.006), rng.choice([-1, 1]) * rng.uniform(0.008, 0.011)])
+    return Interaction("interlaced", base, (9, 9), offset, TO_LEFT, ("interlace", "interlace"),
+                       rng.uniform(0.006, 0.010), symmetric_pose=True, jitter_deg=5)
 
 
 def _steeple(rng):
@@ -134,6 +136,14 @@ def _grasp(rng):
     left = orientation(-TO_LEFT, rng.choice([-1, 1]) * TO_CAMERA, "left")
     return Interaction("grasp", np.stack([right, left]), (PALM, 10), np.zeros(3), TO_LEFT, ("closed", "open"),
                        rng.uniform(0.002, 0.006), jitter_deg=10)
+
+
+def _fist_in_palm(rng):
+    """A fist pressed into the other, open palm (the knuckles' front face, at the middle PIP, on the palm)."""
+    right = orientation(_unit([1, rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3)]), DOWN, "right")
+    left = orientation(_unit([rng.uniform(-0.2, 0.2), -1, rng.uniform(-0.2, 0.2)]), -TO_LEFT, "left")
+    return Interaction("fist_in_palm", np.stack([right, left]), (10, PALM), np.zeros(3), TO_LEFT,
+                       ("closed", "open"), rng.uniform(0.002, 0.006), jitter_deg=10)
 
 
 def _cross(rng):
@@ -174,6 +184,7 @@ INTERACTIONS: dict[str, tuple[float, Callable[[np.random.Generator], Interaction
     "fingertips": (1.2, _tips),
     "finger_on_palm": (1.0, _point_palm),
     "grasp": (1.0, _grasp),
+    "fist_in_palm": (0.8, _fist_in_palm),
     "crossed": (1.0, _cross),
     "occluding": (1.2, _occlude),
     "apart": (0.6, _apart),
