@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub, MODEL_CHOICES)  # interhand train ...; interhand train --curve RUN
 
+    from core_model.perception.cli import add_perceive_parser
+    from core_model.perception.train import add_perceive_train_parser
+
+    add_perceive_parser(sub)
+    add_perceive_train_parser(sub)
+
     from core_model.evaluate import add_evaluate_parser
 
     add_evaluate_parser(sub)
