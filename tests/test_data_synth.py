@@ -133,3 +133,14 @@ def test_cli_synth_writes_a_set_and_a_preview(tmp_path):
     # Other settings into the same folder are refused, naming the argument.
     assert main(["synth", "--out", str(tmp_path / "set"), "--sequences", "1", "--frames", "4", "--size", "64",
                  "--hand-model", "openhand"]) == 2
+
+
+def test_a_set_restricted_to_some_interactions(tmp_path):
+    generate_dataset(tmp_path, 2, 2, 64, seed=2, split="train", hand_model="openhand",
+                     interactions=("interlaced", "fist_in_palm"))
+    names = [json.loads((tmp_path / sequence_name(i) / "meta.json").read_text())["interaction"] for i in range(2)]
+    assert names == ["interlaced", "fist_in_palm"]
+    with pytest.raises(ValueError, match="other settings"):
+        generate_dataset(tmp_path, 2, 2, 64, seed=2, split="train", hand_model="openhand")
+    with pytest.raises(ValueError, match="not among"):
+        generate_dataset(tmp_path / "x", 1, 2, 64, seed=2, split="train", interactions=("juggling",))

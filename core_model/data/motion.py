@@ -1,10 +1,10 @@
 """The interaction prior and smooth motion of the synthetic set: two hands over L frames at 30 fps.
 
 A sequence follows one interaction (:data:`INTERACTIONS`): palms together, interlaced fingers, steepled or
-touching fingertips, a finger on the other palm, one hand grasping the other, a fist in the other palm, crossed hands, one hand occluding
-the other, or hands apart; it may start apart and approach, and leave at the end. Everything is built in a
-*pair frame* (OpenCV axes as seen from the front: the person's right hand at x < 0, fingers up = -y, the body at
-+z), then turned and placed in front of the camera by a viewpoint that drifts slowly.
+touching fingertips, a finger on the other palm, one hand grasping the other, a fist in the other palm, crossed
+hands, one hand occluding the other, or hands apart; it may start apart and approach, and leave at the end.
+Everything is built in a *pair frame* (OpenCV axes as seen from the front: the person's right hand at x < 0,
+fingers up = -y, the body at +z), then turned and placed in front of the camera by a viewpoint that drifts slowly.
 
 Motion: articulations (:mod:`core_model.data.pose_prior`), orientation offsets, gaps and the viewpoint are drawn
 at keyframes 0.25-1.2 s apart (the speed varies per sequence), interpolated linearly and smoothed with a Gaussian,

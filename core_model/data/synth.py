@@ -159,7 +159,8 @@ def generate_sequence(model: HandModel, seed_sequence: np.random.SeedSequence, f
         "skin_rgb": [round(float(c), 4) for c in skin.hands[0].mean(0)],
         "key_light": [round(float(c), 4) for c in lighting.key_direction], "focal": focal, "fps": FPS,
     }
-    return SynthSequence(images=images, labels=labels, alpha=alpha, motion=motion, keypoints2d=keypoints2d, visibility=visibility,
+    return SynthSequence(images=images, labels=labels, alpha=alpha, motion=motion, keypoints2d=keypoints2d,
+                         visibility=visibility,
                          boxes=boxes, K=K, meta=meta)
 
 
@@ -205,7 +206,7 @@ def write_sequence(sequence: SynthSequence, directory: Path) -> Path:
 
 def _generate_range(args: tuple) -> list[float]:
     """Worker: generate the sequences ``indices`` with one model and one renderer; seconds per sequence."""
-    out, indices, frames, size, seed, split, hand_model = args
+    out, indices, frames, size, seed, split, hand_model, interactions = args
     from core_model.handmodel.registry import load_hand_model
 
     torch.set_num_threads(1)
@@ -216,7 +217,8 @@ def _generate_range(args: tuple) -> list[float]:
     with HandRenderer(size, faces) as renderer:
         for i in indices:
             start = time.perf_counter()
-            seq = generate_sequence(model, sequence_seed(seed, split, i), frames, size, renderer)
+            interaction = interactions[i % len(interactions)] if interactions else None
+            seq = generate_sequence(model, sequence_seed(seed, split, i), frames, size, renderer, interaction)
             write_sequence(seq, Path(out) / sequence_name(i))
             times.append(time.perf_counter() - start)
     return times
@@ -224,9 +226,12 @@ def _generate_range(args: tuple) -> list[float]:
 
 def generate_dataset(out: str | Path, sequences: int, frames: int, size: int, seed: int, split: str = "train",
                      hand_model: str = "auto", workers: int = 1,
-                     progress: Callable[[int, int], None] | None = None) -> Path:
+                     progress: Callable[[int, int], None] | None = None,
+                     interactions: tuple[str, ...] = ()) -> Path:
     """Generate ``sequences`` sequences into ``out`` (existing complete sequences of the same settings are kept,
-    so an interrupted run resumes); returns the path of ``dataset.json``."""
+    so an interrupted run resumes); returns the path of ``dataset.json``. ``interactions`` (names of
+    :data:`core_model.data.motion.INTERACTIONS`) restricts the set to those, sequence ``i`` taking the
+    ``i % len``-th: a set aimed at the interactions a model gets wrong; empty draws from the whole prior."""
     if sequences < 1:
         raise ValueError(f"sequences: expected at least 1, got {sequences}")
     if workers < 1:
@@ -235,10 +240,16 @@ def generate_dataset(out: str | Path, sequences: int, frames: int, size: int, se
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     index_path = out / "dataset.json"
-    settings = {"split": split, "seed": seed, "size": size, "frames": frames}
+    from core_model.data.motion import INTERACTIONS
+
+    unknown = sorted(set(interactions) - set(INTERACTIONS))
+    if unknown:
+        raise ValueError(f"interactions: {unknown} are not among {sorted(INTERACTIONS)}")
+    settings = {"split": split, "seed": seed, "size": size, "frames": frames,
+                **({"interactions": list(interactions)} if interactions else {})}
     if index_path.exists():
         old = json.loads(index_path.read_text())
-        if any(old.get(k) != v for k, v in settings.items()):
+        if any(old.get(k) != settings.get(k) for k in {*settings, "interactions"}):
             raise ValueError(f"out: {out} holds a synthetic set made with other settings "
                              f"({ {k: old.get(k) for k in settings} }); choose another folder")
     from core_model.handmodel.registry import load_hand_model
@@ -248,7 +259,8 @@ def generate_dataset(out: str | Path, sequences: int, frames: int, size: int, se
     done = sequences - len(todo)
     if todo:
         batch = max(1, min(8, len(todo) // (4 * workers)))
-        jobs = [(out, todo[k:k + batch], frames, size, seed, split, hand_model) for k in range(0, len(todo), batch)]
+        jobs = [(out, todo[k:k + batch], frames, size, seed, split, hand_model, tuple(interactions))
+                for k in range(0, len(todo), batch)]
         if workers == 1:
             results = map(_generate_range, jobs)
         else:

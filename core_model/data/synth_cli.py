@@ -24,6 +24,8 @@ def add_synth_parser(subparsers, hand_model_choices: tuple[str, ...] = ("auto", 
     p.add_argument("--workers", type=int, default=1, help="processes rendering in parallel (default 1)")
     p.add_argument("--hand-model", choices=hand_model_choices, default="auto",
                    help="hand model: imported MANO, shipped OpenHand, or auto (MANO if imported)")
+    p.add_argument("--interactions", nargs="+", default=(), metavar="NAME",
+                   help="only these interactions, in turn (default: drawn from the whole interaction prior)")
     p.add_argument("--preview", type=Path, default=None, metavar="PNG",
                    help="also write a grid of frames with their projected keypoints to PNG")
     return p
@@ -38,7 +40,8 @@ def run_synth(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     index = generate_dataset(args.out, args.sequences, args.frames, args.size, args.seed, args.split,
-                             hand_model=args.hand_model, workers=args.workers, progress=progress)
+                             hand_model=args.hand_model, workers=args.workers, progress=progress,
+                             interactions=tuple(args.interactions))
     seconds = time.perf_counter() - start
     print(file=sys.stderr)
     print(f"wrote {index} ({args.sequences} x {args.frames} frames in {seconds:.1f} s)")
