@@ -65,10 +65,10 @@ def cmd_synth(args: argparse.Namespace) -> None:
         data = SynthPerceptionDataset(args.data, model.config.input_size, train=False)
         s = evaluate_crops(model, data, args.frames)
         rows.append([Path(ck).parent.name + "/" + Path(ck).name, str(min(args.frames or len(data), len(data))),
-                     f"{s['iou_right']:.3f}", f"{s['iou_left']:.3f}", _pct(s["pck"]), _pct(s["not_swapped"]),
-                     _pct(s["presence_acc"])])
-    print(_table(["checkpoint", "crops", "IoU right", "IoU left", "PCK@0.1 visible %", "not swapped %",
-                  "presence correct %"], rows))
+                     f"{s['iou_right']:.3f}", f"{s['iou_left']:.3f}", f"{s['iou_hands']:.3f}", _pct(s["pck"]),
+                     _pct(s["pck_any_side"]), _pct(s["not_swapped"]), _pct(s["presence_acc"])])
+    print(_table(["checkpoint", "crops", "IoU right", "IoU left", "IoU hands (either side)", "PCK@0.1 visible %",
+                  "PCK any-side %", "not swapped %", "presence correct %"], rows))
 
 
 # --------------------------------------------------------------------------------------------------- real

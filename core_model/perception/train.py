@@ -37,6 +37,7 @@ from core_model.perception.realism import Realism
 
 EXIT_STOPPED = 75
 HEATMAP_POS_WEIGHT = 20.0  # the Gaussians cover ~1 % of the cells: weigh them up so the peaks are learnt
+LOSS_WEIGHTS = {"heatmap": 10.0, "where": 0.2, "presence": 0.2, "hand_pixels": 2.0}
 
 
 @dataclasses.dataclass
@@ -55,6 +56,8 @@ class TrainSettings:
     max_minutes: float = 0.0
     until: int = 0
     init: str | None = None
+    loss_where: float = LOSS_WEIGHTS["where"]
+    loss_hand_pixels: float = LOSS_WEIGHTS["hand_pixels"]
     save_every: int = 100
     keep_every: int = 500
     val_every: int = 500
@@ -80,19 +83,31 @@ class EpochSampler(Sampler[int]):
             position = (epoch + 1) * self.n
 
 
-def losses(output: PerceptionOutput, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Segmentation (soft cross-entropy at the head's stride against the labels' class shares), heatmaps (BCE,
-    Gaussian cells weighted up), presence (BCE)."""
+def losses(output: PerceptionOutput, batch: dict[str, torch.Tensor],
+           weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """Segmentation: soft cross-entropy at the head's stride against the labels' class shares, hand pixels
+    weighted up (they are a tenth of the crop, and right-versus-left is decided there). Heatmaps: BCE (Gaussian
+    cells weighted up) sets each map's level, so its peak is a confidence; a cross-entropy of each map's spatial
+    softmax against its normalised Gaussian ("where", for every keypoint inside the crop) sharpens the peak, which
+    the BCE alone leaves broad. Presence: BCE."""
+    w = {**LOSS_WEIGHTS, **(weights or {})}
     seg = output.seg_logits
     onehot = F.one_hot(batch["labels"], 3).permute(0, 3, 1, 2).float()
     shares = F.adaptive_avg_pool2d(onehot, seg.shape[-2:])
-    seg_loss = -(shares * F.log_softmax(seg, 1)).sum(1).mean()
+    pixel_weight = 1 + w["hand_pixels"] * (1 - shares[:, 0])
+    seg_loss = (-(shares * F.log_softmax(seg, 1)).sum(1) * pixel_weight).mean() / pixel_weight.mean()
     target = batch["heatmaps"]
     weight = 1 + HEATMAP_POS_WEIGHT * target
     heat_loss = (F.binary_cross_entropy_with_logits(output.heatmap_logits, target, reduction="none") * weight).mean()
+    flat_logits = output.heatmap_logits.flatten(-2)
+    flat_target = target.flatten(-2)
+    mass = flat_target.sum(-1, keepdim=True)
+    has = mass[..., 0] > 1e-3
+    where = -(flat_target / mass.clamp_min(1e-6) * F.log_softmax(flat_logits, -1)).sum(-1)
+    where_loss = where[has].mean() if has.any() else flat_logits.sum() * 0
     presence_loss = F.binary_cross_entropy_with_logits(output.presence_logits, batch["presence"])
-    total = seg_loss + 10 * heat_loss + 0.2 * presence_loss
-    return {"loss": total, "seg": seg_loss, "heatmap": heat_loss, "presence": presence_loss}
+    total = seg_loss + w["heatmap"] * heat_loss + w["where"] * where_loss + w["presence"] * presence_loss
+    return {"loss": total, "seg": seg_loss, "heatmap": heat_loss, "where": where_loss, "presence": presence_loss}
 
 
 @torch.no_grad()
@@ -136,8 +151,8 @@ def train(settings: TrainSettings) -> int:
     if last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=True)
         saved = state["settings"]
-        for key in ("input_size", "realism", "batch", "seed"):
-            if saved[key] != getattr(settings, key):
+        for key in ("input_size", "realism", "batch", "seed", "loss_where", "loss_hand_pixels"):
+            if saved.get(key, getattr(settings, key)) != getattr(settings, key):
                 raise ValueError(f"out: {out} holds a run with {key}={saved[key]!r}, not {getattr(settings, key)!r}; "
                                  "choose another folder or the same settings")
         model.load_state_dict(state["model"])
@@ -185,7 +200,8 @@ def train(settings: TrainSettings) -> int:
         for batch in loader:
             for group in optimiser.param_groups:
                 group["lr"] = _lr(step, settings) * group["scale"]
-            parts = losses(model(batch["image"]), batch)
+            parts = losses(model(batch["image"]), batch,
+                           {"where": settings.loss_where, "hand_pixels": settings.loss_hand_pixels})
             optimiser.zero_grad(set_to_none=True)
             parts["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -239,6 +255,10 @@ def add_perceive_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="randomisation groups: all (default), renders, all-GROUP-..., renders+GROUP+... with groups "
                         + ", ".join(f.name for f in dataclasses.fields(Realism)))
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--loss-where", type=float, default=d.loss_where,
+                   help="weight of the heatmaps' spatial-softmax cross-entropy (0: BCE alone)")
+    p.add_argument("--loss-hand-pixels", type=float, default=d.loss_hand_pixels,
+                   help="extra segmentation weight of hand pixels (0: every pixel alike)")
     p.add_argument("--init", default=None, help="start from this perception checkpoint's weights (fine-tuning)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads (0: torch's default)")
     p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
