@@ -229,6 +229,13 @@ def train(settings: TrainSettings) -> int:
             paused = settings.until and step >= settings.until
             if step >= settings.steps or out_of_time or paused or stop["signal"]:
                 break
+    except KeyboardInterrupt:
+        stop["signal"] = True
+    except RuntimeError:
+        # A signal sent to the whole process group (Ctrl-C, kill -- -PGID) also ends the data workers, and
+        # the loader reports that as an error: a stop like any other, not a failure.
+        if not stop["signal"]:
+            raise
     finally:
         save()
         log.close()
