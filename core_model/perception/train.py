@@ -185,7 +185,7 @@ def train(settings: TrainSettings) -> int:
     def on_signal(signum, frame) -> None:
         stop["signal"] = True
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     started = time.monotonic()
     log = open(out / "log.jsonl", "a")
 
@@ -229,8 +229,6 @@ def train(settings: TrainSettings) -> int:
             paused = settings.until and step >= settings.until
             if step >= settings.steps or out_of_time or paused or stop["signal"]:
                 break
-    except KeyboardInterrupt:
-        stop["signal"] = True
     except RuntimeError:
         # A signal sent to the whole process group (Ctrl-C, kill -- -PGID) also ends the data workers, and
         # the loader reports that as an error: a stop like any other, not a failure.
@@ -239,7 +237,8 @@ def train(settings: TrainSettings) -> int:
     finally:
         save()
         log.close()
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if step < settings.steps:
         print(f"stopped at step {step} of {settings.steps}; run the same command again to continue", flush=True)
         return EXIT_STOPPED
