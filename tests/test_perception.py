@@ -242,3 +242,42 @@ def test_training_runs_in_resumable_pieces(tiny_synth, tmp_path):
     settings.batch = 3
     with pytest.raises(ValueError, match="batch=2"):
         train(settings)
+
+
+def test_image_ordered_heads_decode_to_right_and_left_and_mirror_consistently():
+    from core_model.perception.model import slot_sides
+
+    torch.manual_seed(2)
+    out = PerceptionOutput(seg_logits=torch.randn(4, 3, 40, 40), heatmap_logits=torch.randn(4, 2, 21, 20, 20) * 3,
+                           presence_logits=torch.tensor([[5.0, 5.0], [5.0, 5.0], [5.0, -5.0], [-5.0, 5.0]]),
+                           chirality_logits=torch.tensor([[3.0, -3.0], [-2.0, 2.0], [-1.0, 4.0], [-1.0, 4.0]]))
+    right_first, certainty = slot_sides(out)
+    # slot 0 right in crop 0; slot 1 right in crop 1; crop 2 has only slot 0 (a left hand); crop 3 only slot 1
+    assert right_first.tolist() == [True, False, False, False]
+    assert (certainty >= 0.5).all() and (certainty <= 1).all()
+    pred = decode(out, 80)
+    plain = decode(PerceptionOutput(out.seg_logits, out.heatmap_logits, out.presence_logits), 80)
+    assert torch.equal(pred.keypoints[0], plain.keypoints[0])
+    assert torch.equal(pred.keypoints[1], plain.keypoints[1][[1, 0]])
+    mirrored = decode(flip_output(out), 80)
+    expect = pred.keypoints[:, [1, 0]].clone()
+    expect[..., 0] = 79 - expect[..., 0]
+    assert torch.allclose(mirrored.keypoints, expect, atol=1e-4)
+    assert torch.allclose(mirrored.presence, pred.presence[:, [1, 0]])
+
+
+def test_targets_into_image_order():
+    from core_model.perception.dataset import image_order
+    from core_model.perception.train import to_slots
+
+    kp = np.zeros((2, 21, 2))
+    kp[0, :, 0], kp[1, :, 0] = 100, 20          # the right hand lies right of the left hand in the image
+    assert image_order(kp, np.array([True, True])).tolist() == [1, 0]
+    assert image_order(kp, np.array([True, False])).tolist() == [0, 1]   # present hands first
+    labels = torch.tensor([[[0, 1, 2]]])
+    batch = {"labels": labels, "heatmaps": torch.arange(2.0).view(1, 2, 1, 1, 1).expand(1, 2, 21, 1, 1),
+             "presence": torch.tensor([[1.0, 0.0]]), "order": torch.tensor([[1, 0]])}
+    slots = to_slots(batch)
+    assert slots["labels"].tolist() == [[[0, 2, 1]]]
+    assert slots["heatmaps"][0, :, 0, 0, 0].tolist() == [1.0, 0.0]
+    assert slots["presence"].tolist() == [[0.0, 1.0]] and slots["is_right"].tolist() == [[0.0, 1.0]]

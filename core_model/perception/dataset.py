@@ -8,7 +8,7 @@ outside) or around no hand, turned, sometimes mirrored (right and left swap), th
 Targets (crop side ``s``): labels [s, s] int64 (0 background, 1 right, 2 left; forearms are background);
 heatmaps [2, 21, s/4, s/4] (a Gaussian of 1.5 cells per keypoint inside the crop whose hand is present, peak 1
 when visible, :data:`OCCLUDED_PEAK` when hidden); presence [2]; keypoints [2, 21, 2] crop pixels; visible
-[2, 21] (visible and inside the crop).
+[2, 21] (visible and inside the crop); order [2] (:func:`image_order`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ def heatmap_targets(keypoints: np.ndarray, peaks: np.ndarray, size: int, stride:
     gx = np.exp(-((centres[None, None, :] - kp[..., 0:1]) / stride) ** 2 / (2 * sigma ** 2))
     gy = np.exp(-((centres[None, None, :] - kp[..., 1:2]) / stride) ** 2 / (2 * sigma ** 2))
     return (gy[..., :, None] * gx[..., None, :] * peaks[..., None, None]).astype(np.float32)
+
+
+def image_order(keypoints: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """[2] the hands (0 right, 1 left) in image order: present hands first, then by the mean x of their keypoints
+    (the image-ordered heads' slots, :attr:`PerceptionConfig.hand_order`)."""
+    x = np.nanmean(keypoints[..., 0], -1)
+    key = [(not present[h], x[h] if np.isfinite(x[h]) else np.inf, h) for h in range(2)]
+    return np.array([k[2] for k in sorted(key)], np.int64)
 
 
 class SynthPerceptionDataset(Dataset):
@@ -137,6 +145,7 @@ class SynthPerceptionDataset(Dataset):
         image8 = self.randomiser.photometric(rng, crop.astype(np.float32), hands) if self.train else \
             (np.clip(crop, 0, 1) * 255 + 0.5).astype(np.uint8)
         present = np.array([(lab == h + 1).mean() >= PRESENT_PIXELS for h in range(2)])
+        order = image_order(kp, present)
         inside = ((kp >= 0) & (kp <= s - 1)).all(-1)
         peaks = np.where(visible, 1.0, OCCLUDED_PEAK) * inside * present[:, None]
         return {
@@ -146,4 +155,5 @@ class SynthPerceptionDataset(Dataset):
             "presence": torch.from_numpy(present.astype(np.float32)),
             "keypoints": torch.from_numpy(kp.astype(np.float32)),
             "visible": torch.from_numpy(visible & inside & present[:, None]),
+            "order": torch.from_numpy(order),
         }

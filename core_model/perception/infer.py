@@ -83,9 +83,9 @@ class FramePerceiver:
         out = self.model(x)
         if self.flip_average:
             mirrored = flip_output(self.model(x.flip(-1)))
-            out = type(out)(*(0.5 * (a + b) for a, b in zip(
-                (out.seg_logits, out.heatmap_logits, out.presence_logits),
-                (mirrored.seg_logits, mirrored.heatmap_logits, mirrored.presence_logits))))
+            out = type(out)(**{f.name: None if getattr(out, f.name) is None else
+                               0.5 * (getattr(out, f.name) + getattr(mirrored, f.name))
+                               for f in dataclasses.fields(out)})
         pred = decode(out, self.size)
         scale = box[2] / self.size
         kp = pred.keypoints[0].cpu().numpy().astype(np.float64) * scale + box[:2] + scale / 2 - 0.5

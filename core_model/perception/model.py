@@ -10,6 +10,13 @@ in FPN, with depthwise-separable convolutions to stay within a CPU budget) feeds
 - a presence score per hand from the pooled stride-32 features.
 
 Keypoints are read from the heatmaps by argmax plus a parabola through the log-heatmap around it (sub-cell).
+
+Hand order (:attr:`PerceptionConfig.hand_order`): with ``"chirality"`` the heads' two hands are right and left
+directly, so every pixel and keypoint must be told right from left by its looks, which renders teach slowly (at
+2,000 steps masks and skeletons still mixed the hands). With ``"image"`` the heads' two hands are ordered by where
+they are in the crop (slot 0: the hand whose keypoints' mean lies further left), a geometric rule that keeps
+each hand's pixels and keypoints together; a chirality head then says, per slot, whether that hand is a right
+hand (from the slot's pooled features), and :func:`decode` returns right and left as ever.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ OCCLUDED_PEAK = 0.5
 HEATMAP_STRIDE = 4
 SEG_STRIDE = 2
 CHECKPOINT_FORMAT = "interhand-perception"
+HAND_ORDERS = ("chirality", "image")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,22 +46,27 @@ class PerceptionConfig:
     input_size: int = 160
     width: int = 64           # pyramid channels at strides 4-16
     seg_width: int = 32       # channels of the stride-2 segmentation branch
+    hand_order: str = "chirality"
 
     def __post_init__(self) -> None:
         if self.input_size % 32 or self.input_size < 64:
             raise ValueError(f"input_size: expected a multiple of 32, at least 64, got {self.input_size}")
+        if self.hand_order not in HAND_ORDERS:
+            raise ValueError(f"hand_order: expected one of {HAND_ORDERS}, got {self.hand_order!r}")
 
 
 @dataclasses.dataclass
 class PerceptionOutput:
     """Raw outputs for a batch of N crops of side S.
 
-    seg_logits [N, 3, S/2, S/2] (background, right, left); heatmap_logits [N, 2, 21, S/4, S/4];
-    presence_logits [N, 2] (right, left)."""
+    seg_logits [N, 3, S/2, S/2] (background, hand 0, hand 1); heatmap_logits [N, 2, 21, S/4, S/4];
+    presence_logits [N, 2]; hands 0 and 1 are right and left, or (``chirality_logits`` [N, 2] given: the logit that
+    each is a right hand) the crop's hands in image order."""
 
     seg_logits: torch.Tensor
     heatmap_logits: torch.Tensor
     presence_logits: torch.Tensor
+    chirality_logits: torch.Tensor | None = None
 
 
 @dataclasses.dataclass
@@ -61,13 +74,15 @@ class Perception:
     """Decoded outputs in crop pixels (0 .. S-1, pixel centres at integers).
 
     keypoints [N, 2, 21, 2]; confidence [N, 2, 21] in [0, 1]; presence [N, 2] in [0, 1]; labels [N, S, S] uint8
-    (0 background, 1 right, 2 left); probabilities [N, 3, S, S]."""
+    (0 background, 1 right, 2 left); probabilities [N, 3, S, S]; handedness [N] in [0.5, 1]: how sure the
+    right/left assignment is (1 where the model outputs right and left directly)."""
 
     keypoints: torch.Tensor
     confidence: torch.Tensor
     presence: torch.Tensor
     labels: torch.Tensor
     probabilities: torch.Tensor
+    handedness: torch.Tensor
 
 
 def _separable(channels: int) -> nn.Sequential:
@@ -101,6 +116,8 @@ class PerceptionNet(nn.Module):
         self.segment = nn.Conv2d(ws, len(CLASSES), 1)
         self.presence = nn.Linear(c32, 2)
         nn.init.constant_(self.heatmaps.bias, -4.0)  # start near "no keypoint here" (sparse targets)
+        if self.config.hand_order == "image":  # one head for both slots: chirality belongs to a hand, not a slot
+            self.chirality = nn.Sequential(nn.Linear(c32 + w, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
 
     def forward(self, images: torch.Tensor) -> PerceptionOutput:
         f2, f4, f8, f16, f32 = self.encoder.pyramid(images)
@@ -114,8 +131,20 @@ class PerceptionNet(nn.Module):
         p2 = self.smooth2(self.lat2(f2) + up(self.reduce2(p4), f2))
         n, _, h4, w4 = p4.shape
         heat = self.heatmaps(p4).view(n, 2, NUM_KEYPOINTS, h4, w4)
-        return PerceptionOutput(seg_logits=self.segment(p2), heatmap_logits=heat,
-                                presence_logits=self.presence(f32.mean(dim=(2, 3))))
+        seg = self.segment(p2)
+        chirality = None
+        if self.config.hand_order == "image":
+            # Each slot's features pooled over its own (predicted, detached) mask, coarse and fine.
+            hands = seg.detach().softmax(1)[:, 1:]
+            pooled = []
+            for feats in (f32, p4):
+                weight = F.adaptive_avg_pool2d(hands, feats.shape[-2:])
+                weight = weight / weight.sum((2, 3), keepdim=True).clamp_min(1e-6)
+                pooled.append(torch.einsum("nkyx,ncyx->nkc", weight, feats))
+            chirality = self.chirality(torch.cat(pooled, -1)).squeeze(-1)
+        presence = self.presence(f32.mean(dim=(2, 3)))
+        return PerceptionOutput(seg_logits=seg, heatmap_logits=heat, presence_logits=presence,
+                                chirality_logits=chirality)
 
     @torch.no_grad()
     def perceive(self, images: torch.Tensor) -> Perception:
@@ -146,22 +175,50 @@ def heatmap_peaks(heatmaps: torch.Tensor, stride: int) -> tuple[torch.Tensor, to
     return torch.stack([x, y], -1).reshape((*lead, 2)), peak.reshape(tuple(lead))
 
 
+def slot_sides(output: PerceptionOutput) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image-ordered outputs: (slot0_is_right [N] bool, handedness [N] in [0.5, 1]). The two slots' chirality
+    logits vote, each weighed by its hand's presence (a slot without a hand has no say)."""
+    chir = output.chirality_logits
+    presence = torch.sigmoid(output.presence_logits)
+    vote = chir[:, 0] * presence[:, 0] - chir[:, 1] * presence[:, 1]
+    return vote >= 0, torch.sigmoid(vote.abs())
+
+
+def to_right_left(output: PerceptionOutput) -> tuple[PerceptionOutput, torch.Tensor]:
+    """Outputs with hand 0 = right and 1 = left, and the assignment's certainty [N] (ones when the model outputs
+    right and left directly)."""
+    n = output.presence_logits.shape[0]
+    if output.chirality_logits is None:
+        return output, torch.ones(n, device=output.presence_logits.device)
+    right_first, certainty = slot_sides(output)
+    order = torch.where(right_first[:, None], torch.tensor([0, 1], device=right_first.device),
+                        torch.tensor([1, 0], device=right_first.device))                       # [N, 2]
+    rows = torch.arange(n, device=order.device)[:, None]
+    seg = torch.cat([output.seg_logits[:, :1], output.seg_logits[:, 1:][rows, order]], 1)
+    return PerceptionOutput(seg_logits=seg, heatmap_logits=output.heatmap_logits[rows, order],
+                            presence_logits=output.presence_logits[rows, order]), certainty
+
+
 def decode(output: PerceptionOutput, size: int) -> Perception:
-    """Raw outputs -> keypoints, confidences, presence and the segmentation at the crop's full size."""
+    """Raw outputs -> keypoints, confidences, presence and the segmentation at the crop's full size, hand 0 the
+    right hand and 1 the left."""
+    output, handedness = to_right_left(output)
     heat = torch.sigmoid(output.heatmap_logits)
     keypoints, peak = heatmap_peaks(heat, size // heat.shape[-1])
     probabilities = F.interpolate(output.seg_logits, size=(size, size), mode="bilinear",
                                   align_corners=False).softmax(1)
     return Perception(keypoints=keypoints, confidence=peak.clamp(0, 1), presence=torch.sigmoid(output.presence_logits),
-                      labels=probabilities.argmax(1).to(torch.uint8), probabilities=probabilities)
+                      labels=probabilities.argmax(1).to(torch.uint8), probabilities=probabilities,
+                      handedness=handedness)
 
 
 def flip_output(output: PerceptionOutput) -> PerceptionOutput:
-    """The outputs a mirror image should give: mirrored left to right, with right and left swapped. Used for
-    flip augmentation's targets and for test-time flip averaging."""
+    """The outputs a mirror image should give: mirrored left to right, with the two hands swapped (right and left;
+    or, image-ordered, the slots, each hand's chirality reversed). Used for test-time flip averaging."""
     seg = output.seg_logits.flip(-1)[:, [0, 2, 1]]
+    chirality = None if output.chirality_logits is None else -output.chirality_logits[:, [1, 0]]
     return PerceptionOutput(seg_logits=seg, heatmap_logits=output.heatmap_logits.flip(-1)[:, [1, 0]],
-                            presence_logits=output.presence_logits[:, [1, 0]])
+                            presence_logits=output.presence_logits[:, [1, 0]], chirality_logits=chirality)
 
 
 def chirality_targets(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

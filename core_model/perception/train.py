@@ -37,7 +37,7 @@ from core_model.perception.realism import Realism
 
 EXIT_STOPPED = 75
 HEATMAP_POS_WEIGHT = 20.0  # the Gaussians cover ~1 % of the cells: weigh them up so the peaks are learnt
-LOSS_WEIGHTS = {"heatmap": 10.0, "where": 0.2, "presence": 0.2, "hand_pixels": 2.0}
+LOSS_WEIGHTS = {"heatmap": 10.0, "where": 0.2, "presence": 0.2, "hand_pixels": 2.0, "chirality": 0.5}
 
 
 @dataclasses.dataclass
@@ -56,6 +56,7 @@ class TrainSettings:
     max_minutes: float = 0.0
     until: int = 0
     init: str | None = None
+    hand_order: str = "image"
     loss_where: float = LOSS_WEIGHTS["where"]
     loss_hand_pixels: float = LOSS_WEIGHTS["hand_pixels"]
     save_every: int = 100
@@ -92,6 +93,12 @@ def losses(output: PerceptionOutput, batch: dict[str, torch.Tensor],
     the BCE alone leaves broad. Presence: BCE."""
     w = {**LOSS_WEIGHTS, **(weights or {})}
     seg = output.seg_logits
+    chirality_loss = output.seg_logits.new_zeros(())
+    if output.chirality_logits is not None:  # image-ordered heads: the targets into slot order
+        batch = to_slots(batch)
+        present = batch["presence"]
+        per_slot = F.binary_cross_entropy_with_logits(output.chirality_logits, batch["is_right"], reduction="none")
+        chirality_loss = (per_slot * present).sum() / present.sum().clamp_min(1)
     onehot = F.one_hot(batch["labels"], 3).permute(0, 3, 1, 2).float()
     shares = F.adaptive_avg_pool2d(onehot, seg.shape[-2:])
     pixel_weight = 1 + w["hand_pixels"] * (1 - shares[:, 0])
@@ -106,8 +113,22 @@ def losses(output: PerceptionOutput, batch: dict[str, torch.Tensor],
     where = -(flat_target / mass.clamp_min(1e-6) * F.log_softmax(flat_logits, -1)).sum(-1)
     where_loss = where[has].mean() if has.any() else flat_logits.sum() * 0
     presence_loss = F.binary_cross_entropy_with_logits(output.presence_logits, batch["presence"])
-    total = seg_loss + w["heatmap"] * heat_loss + w["where"] * where_loss + w["presence"] * presence_loss
-    return {"loss": total, "seg": seg_loss, "heatmap": heat_loss, "where": where_loss, "presence": presence_loss}
+    total = (seg_loss + w["heatmap"] * heat_loss + w["where"] * where_loss + w["presence"] * presence_loss
+             + w["chirality"] * chirality_loss)
+    return {"loss": total, "seg": seg_loss, "heatmap": heat_loss, "where": where_loss, "presence": presence_loss,
+            "chirality": chirality_loss}
+
+
+def to_slots(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Right/left targets rearranged into the image-ordered slots given by ``batch["order"]``, with ``is_right``
+    [N, 2], the chirality target of each slot."""
+    order = batch["order"]
+    rows = torch.arange(order.shape[0])[:, None]
+    lookup = torch.zeros(order.shape[0], 3, dtype=torch.long)
+    lookup[rows, order + 1] = torch.arange(1, 3).expand_as(order)    # label of hand h -> 1 + its slot
+    labels = lookup.gather(1, batch["labels"].flatten(1)).view_as(batch["labels"])
+    return {**batch, "labels": labels, "heatmaps": batch["heatmaps"][rows, order],
+            "presence": batch["presence"][rows, order], "is_right": (order == 0).float()}
 
 
 @torch.no_grad()
@@ -141,7 +162,7 @@ def train(settings: TrainSettings) -> int:
         torch.set_num_threads(settings.threads)
     realism = Realism.parse(settings.realism)
     torch.manual_seed(settings.seed)
-    config = PerceptionConfig(input_size=settings.input_size)
+    config = PerceptionConfig(input_size=settings.input_size, hand_order=settings.hand_order)
     model = PerceptionNet(config)
     groups = [{"params": model.encoder.parameters(), "scale": 0.5},
               {"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "scale": 1.0}]
@@ -151,8 +172,8 @@ def train(settings: TrainSettings) -> int:
     if last.is_file():
         state = torch.load(last, map_location="cpu", weights_only=True)
         saved = state["settings"]
-        for key in ("input_size", "realism", "batch", "seed", "loss_where", "loss_hand_pixels"):
-            if saved.get(key, getattr(settings, key)) != getattr(settings, key):
+        for key in ("input_size", "realism", "batch", "seed", "loss_where", "loss_hand_pixels", "hand_order"):
+            if saved.get(key, "chirality" if key == "hand_order" else getattr(settings, key)) != getattr(settings, key):
                 raise ValueError(f"out: {out} holds a run with {key}={saved[key]!r}, not {getattr(settings, key)!r}; "
                                  "choose another folder or the same settings")
         model.load_state_dict(state["model"])
@@ -163,9 +184,12 @@ def train(settings: TrainSettings) -> int:
         from core_model.perception.model import load_perception
 
         start, meta = load_perception(settings.init)
-        if start.config != config:
+        if dataclasses.replace(start.config, hand_order=config.hand_order) != config:
             raise ValueError(f"init: {settings.init} has config {start.config}, this run {config}")
-        model.load_state_dict(start.state_dict())
+        result = model.load_state_dict(start.state_dict(), strict=False)  # a new chirality head starts afresh
+        if result.unexpected_keys or any(not k.startswith("chirality.") for k in result.missing_keys):
+            raise ValueError(f"init: {settings.init} does not fit ({result.missing_keys[:3]}, "
+                             f"{result.unexpected_keys[:3]})")
         print(f"starting from the weights of {settings.init} ({meta})", flush=True)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(settings), indent=1))
     if step >= settings.steps:
@@ -265,6 +289,8 @@ def add_perceive_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="weight of the heatmaps' spatial-softmax cross-entropy (0: BCE alone)")
     p.add_argument("--loss-hand-pixels", type=float, default=d.loss_hand_pixels,
                    help="extra segmentation weight of hand pixels (0: every pixel alike)")
+    p.add_argument("--hand-order", choices=("image", "chirality"), default=d.hand_order,
+                   help="heads' hands in image order with a chirality head (default), or right/left directly")
     p.add_argument("--init", default=None, help="start from this perception checkpoint's weights (fine-tuning)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads (0: torch's default)")
     p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes")
