@@ -1,7 +1,8 @@
 """``interhand perceive VIDEO|IMAGE|FOLDER -o OUT``: both hands' masks and keypoints, drawn over the frames.
 
 OUT is a folder: ``perception.npz`` (per frame: keypoints [N, 2, 21, 2] frame pixels, confidence [N, 2, 21],
-presence [N, 2], box [N, 3] (x, y, side of the square crop), crop_labels [N, s, s] uint8 0/1/2 over that crop;
+presence [N, 2], box [N, 3] (x, y, side of the square crop), crop_labels [N, s, s] uint8 0/1/2 over that crop,
+handedness [N] (0.5-1: how sure the right/left assignment is);
 ``meta`` JSON), and the frames with everything drawn: ``overlay.mp4`` for a video, ``NAME.png`` per image.
 ``--sheet`` also writes ``sheet.png``, frames across the clip on one page.
 """
@@ -112,6 +113,7 @@ def cmd_perceive(args: argparse.Namespace) -> int:
         "confidence": np.stack([r.confidence for _, r in records]).astype(np.float32),
         "presence": np.stack([r.presence for _, r in records]).astype(np.float32),
         "box": np.stack([r.box for _, r in records]).astype(np.float32),
+        "handedness": np.array([r.handedness for _, r in records], np.float32),
         "crop_labels": np.stack([r.crop_labels for _, r in records]).astype(np.uint8),
     }
     info = {"input": str(args.input), "checkpoint": str(checkpoint), "model_meta": meta, "frames": len(records),

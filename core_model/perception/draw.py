@@ -47,7 +47,7 @@ def draw_perception(image: np.ndarray, result: FramePerception, box: bool = True
         cv2.rectangle(out, (round(x), round(y)), (round(x + side), round(y + side)), (255, 255, 255), thick)
         cv2.rectangle(out, (round(x) + thick, round(y) + thick), (round(x + side) - thick, round(y + side) - thick),
                       (0, 0, 0), 1)
-    text = f"R {result.presence[0]:.2f}  L {result.presence[1]:.2f}"
+    text = f"R {result.presence[0]:.2f}  L {result.presence[1]:.2f}  R/L sure {result.handedness:.2f}"
     scale = max(0.4, min(h, w) / 700)
     cv2.putText(out, text, (6, int(22 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(out, text, (6, int(22 * scale / 0.6)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,

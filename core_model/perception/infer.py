@@ -24,14 +24,15 @@ REFINE_PASSES = 2
 class FramePerception:
     """One frame. keypoints [2, 21, 2] frame pixels (NaN on a hand not found; hidden ones are placed, with a low
     confidence); confidence [2, 21];
-    presence [2]; box [4] x, y, side of the square crop in frame pixels; crop_labels [s, s] uint8 (0/1/2) over
-    that crop; found [2] bool."""
+    presence [2]; box [3] x, y, side of the square crop in frame pixels; crop_labels [s, s] uint8 (0/1/2) over
+    that crop; handedness in [0.5, 1]: how sure the right/left assignment is; found [2] bool."""
 
     keypoints: np.ndarray
     confidence: np.ndarray
     presence: np.ndarray
     box: np.ndarray
     crop_labels: np.ndarray
+    handedness: float = 1.0
 
     @property
     def found(self) -> np.ndarray:
@@ -93,7 +94,7 @@ class FramePerceiver:
         presence = pred.presence[0].cpu().numpy()
         kp[presence < MIN_PRESENCE] = np.nan
         return FramePerception(keypoints=kp, confidence=conf, presence=presence, box=np.asarray(box, float),
-                               crop_labels=pred.labels[0].cpu().numpy())
+                               crop_labels=pred.labels[0].cpu().numpy(), handedness=float(pred.handedness[0]))
 
     def _hands_box(self, result: FramePerception) -> tuple[np.ndarray, np.ndarray] | None:
         """(lo, hi) frame pixels of what was found: the mask's extent, widened by confident keypoints."""
