@@ -227,8 +227,12 @@ def cmd_sheet(args: argparse.Namespace) -> None:
             panels = [truth, ours]
             if f.id in mp:
                 panels.append(draw_hands(image, mp[f.id][0]))
-            pts = f.keypoints[np.isfinite(f.keypoints).all(-1)]
-            lo, hi = (pts.min(0), pts.max(0)) if len(pts) else (np.zeros(2), np.array(image.shape[1::-1], float))
+            pts = np.concatenate([f.keypoints[np.isfinite(f.keypoints).all(-1)], *f.polygons[0], *f.polygons[1]])
+            if not len(pts):
+                pts = np.array([[0, 0], image.shape[1::-1]], float)
+            elif np.isfinite(f.keypoints).all(-1).sum() < 12:  # sparse labels: the hands reach well past them
+                pts = np.concatenate([pts, pts.mean(0) + (pts - pts.mean(0)) * 1.8])
+            lo, hi = pts.min(0), pts.max(0)
             side = max((hi - lo).max() * 1.3, 64)
             c = (lo + hi) / 2
             from core_model.perception.infer import crop_square
