@@ -164,17 +164,22 @@ def cmd_speed(args: argparse.Namespace) -> None:
     import torch
 
     from core_model.perception.infer import FramePerceiver
-    from core_model.perception.model import load_perception
+    from core_model.perception.model import decode, inference_copy, load_perception
 
     torch.set_num_threads(args.threads)
     model, _ = load_perception(args.checkpoint)
+    fused = inference_copy(model)
     s = model.config.input_size
     x = torch.rand(1, 3, s, s)
+    xc = x.contiguous(memory_format=torch.channels_last)
     rows = []
     with torch.inference_mode():
         for _ in range(5):
             model.perceive(x)
-        for name, fn in (("network + decode, one crop", lambda: model.perceive(x)),):
+            fused(xc)
+        for name, fn in (("network (as trained) + decode, one crop", lambda: model.perceive(x)),
+                         ("network (batch norms folded, channels-last), one crop", lambda: fused(xc)),
+                         ("the same + decode", lambda: decode(fused(xc), s))):
             times = []
             for _ in range(args.repeats):
                 t = time.perf_counter()

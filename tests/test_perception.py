@@ -60,9 +60,26 @@ def test_output_shapes_and_classes():
     assert pred.keypoints.shape == (3, 2, NUM_KEYPOINTS, 2) and pred.confidence.shape == (3, 2, NUM_KEYPOINTS)
     assert pred.labels.shape == (3, 96, 96) and set(pred.labels.unique().tolist()) <= {0, 1, 2}
     assert torch.allclose(pred.probabilities.sum(1), torch.ones(3, 96, 96), atol=1e-5)
+    assert torch.equal(pred.labels, pred.probabilities.argmax(1).to(torch.uint8))
     assert ((pred.presence >= 0) & (pred.presence <= 1)).all()
     with pytest.raises(ValueError, match="input_size"):
         PerceptionConfig(input_size=100)
+
+
+def test_inference_copy_folds_batch_norms_without_changing_outputs():
+    from core_model.perception.model import inference_copy
+
+    torch.manual_seed(1)
+    model = PerceptionNet(PerceptionConfig(input_size=64, hand_order="image"), imagenet_weights=None)
+    model.train()
+    model(torch.rand(4, 3, 64, 64))  # move the batch-norm statistics off their defaults
+    model.eval()
+    fused = inference_copy(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(2, 3, 64, 64)
+    a, b = model(x), fused(x.contiguous(memory_format=torch.channels_last))
+    for name in ("seg_logits", "heatmap_logits", "presence_logits", "chirality_logits"):
+        assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-4), name
 
 
 def test_heatmap_peaks_recover_positions_within_a_pixel():

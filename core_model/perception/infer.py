@@ -66,7 +66,9 @@ class FramePerceiver:
     """Runs a :class:`PerceptionNet` on RGB frames of any size; keeps the last box as the next frame's seed."""
 
     def __init__(self, model: PerceptionNet, device: str | torch.device = "cpu", flip_average: bool = False) -> None:
-        self.model = model.eval().to(device)
+        from core_model.perception.model import inference_copy
+
+        self.model = inference_copy(model).to(device)
         self.device = torch.device(device)
         self.size = model.config.input_size
         self.flip_average = flip_average
@@ -81,6 +83,7 @@ class FramePerceiver:
 
         crop = crop_square(image, box, self.size)
         x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float().div_(255)
+        x = x.contiguous(memory_format=torch.channels_last)
         out = self.model(x)
         if self.flip_average:
             mirrored = flip_output(self.model(x.flip(-1)))
