@@ -36,7 +36,7 @@ def add_perceive_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _frames(path: Path, step: int):
-    """(name, index, RGB frame) of an image, an image folder or a video."""
+    """(name, index, RGB frame, fps) of an image, an image folder or a video."""
     from core_model.pipeline.video import VideoFileSource, open_source
 
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
@@ -45,14 +45,14 @@ def _frames(path: Path, step: int):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f"input: {path} is not an image OpenCV can read")
-        yield path.stem, 0, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        yield path.stem, 0, cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 30.0
         return
     source = open_source(path)
     with source:
         for index, frame in iter(source):
             if index % step == 0:
                 name = f"{index:06d}" if isinstance(source, VideoFileSource) else Path(source.files[index]).stem
-                yield name, index, frame
+                yield name, index, frame, source.info.fps
 
 
 def cmd_perceive(args: argparse.Namespace) -> int:
@@ -83,14 +83,13 @@ def cmd_perceive(args: argparse.Namespace) -> int:
     records, names, drawn, writer = [], [], [], None
     tmp_video = args.out / ".overlay.partial.mp4"
     try:
-        for name, index, frame in _frames(args.input, args.step):
+        for name, index, frame, fps in _frames(args.input, args.step):
             result = perceiver(frame, box)
             records.append((index, result))
             overlay = draw_perception(frame, result)
             if video:
                 if writer is None:
-                    fps = 30.0 / args.step
-                    writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                    writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), fps / args.step,
                                              (frame.shape[1], frame.shape[0]))
                 writer.write(cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
             else:
