@@ -208,7 +208,7 @@ def cmd_sheet(args: argparse.Namespace) -> None:
     import torch
 
     from core_model.perception.draw import draw_hands, draw_perception
-    from core_model.perception.infer import FramePerceiver
+    from core_model.perception.infer import FramePerceiver, crop_square
     from core_model.perception.model import load_perception
 
     torch.set_num_threads(args.threads)
@@ -240,8 +240,6 @@ def cmd_sheet(args: argparse.Namespace) -> None:
             lo, hi = pts.min(0), pts.max(0)
             side = max((hi - lo).max() * 1.3, 64)
             c = (lo + hi) / 2
-            from core_model.perception.infer import crop_square
-
             box = np.array([c[0] - side / 2, c[1] - side / 2, side])
             crops = [crop_square(p, box, tile) for p in panels]
             while len(crops) < 3:

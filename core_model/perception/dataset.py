@@ -84,7 +84,7 @@ class SynthPerceptionDataset(Dataset):
     def __len__(self) -> int:  # items of one epoch
         return len(self.items)
 
-    def _crop(self, rng: np.random.Generator, keypoints: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def _crop(self, rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
         """2x3 affine from the rendered frame to the crop."""
         full = labels.shape[0]
         ys, xs = np.nonzero(np.isin(labels, (1, 2)))
@@ -126,7 +126,7 @@ class SynthPerceptionDataset(Dataset):
         keypoints = ann["keypoints2d"][t].astype(np.float64)
         visible = ann["visibility"][t].copy()
         image, labels = self.randomiser.dress(rng, rgb, labels, keypoints)
-        matrix = self._crop(rng, keypoints, labels)
+        matrix = self._crop(rng, labels)
         s = self.size
         crop = cv2.warpAffine(image, matrix, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         matte = cv2.warpAffine(alpha.astype(np.float32) / 255, matrix, (s, s), flags=cv2.INTER_LINEAR)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from core_model.perception.model import PerceptionNet
+from core_model.perception.model import PerceptionNet, decode, flip_output, inference_copy
 
 CROP_MARGIN = 1.5      # crop side over the found hands' box side (training drew 1.15-3)
 MIN_PRESENCE = 0.5
@@ -66,8 +66,6 @@ class FramePerceiver:
     """Runs a :class:`PerceptionNet` on RGB frames of any size; keeps the last box as the next frame's seed."""
 
     def __init__(self, model: PerceptionNet, device: str | torch.device = "cpu", flip_average: bool = False) -> None:
-        from core_model.perception.model import inference_copy
-
         self.model = inference_copy(model).to(device)
         self.device = torch.device(device)
         self.size = model.config.input_size
@@ -79,8 +77,6 @@ class FramePerceiver:
 
     @torch.no_grad()
     def _run(self, image: np.ndarray, box: np.ndarray) -> FramePerception:
-        from core_model.perception.model import decode, flip_output
-
         crop = crop_square(image, box, self.size)
         x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float().div_(255)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -17,6 +17,7 @@ from core_model.data.appearance import SKIN_TONES, sample_background
 from core_model.perception.backgrounds import photo_backgrounds, photo_crop
 
 BACKGROUND_BANK = 96  # procedural backgrounds drawn once per dataset (each costs ~20 ms)
+BANK_SIDE = 256       # their side; resized to the crop when drawn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +61,10 @@ class Randomiser:
         self.seed = seed
         self._procedural: list[np.ndarray] | None = None
 
-    def _bank(self, size: int) -> list[np.ndarray]:
-        if self._procedural is None or self._procedural[0].shape[0] != size:
+    def _bank(self) -> list[np.ndarray]:
+        if self._procedural is None:
             rng = np.random.default_rng(self.seed + 12345)
-            self._procedural = [sample_background(rng, size).astype(np.float32) for _ in range(BACKGROUND_BANK)]
-            self._procedural = [np.ascontiguousarray(b) for b in self._procedural]
+            self._procedural = [sample_background(rng, BANK_SIDE).astype(np.float32) for _ in range(BACKGROUND_BANK)]
         return self._procedural
 
     # -------------------------------------------------------------------------------------- before the crop
@@ -109,10 +109,10 @@ class Randomiser:
         photos = photo_backgrounds() if self.realism.backgrounds else ()
         if photos and rng.uniform() < 0.6:
             return photo_crop(rng, photos[rng.integers(len(photos))].image, size)
-        bank = self._bank(256)
+        bank = self._bank()
         back = bank[rng.integers(len(bank))]
         back = back[:, ::-1] if rng.uniform() < 0.5 else back
-        return back if size == 256 else cv2.resize(back, (size, size), interpolation=cv2.INTER_AREA)
+        return back if size == BANK_SIDE else cv2.resize(back, (size, size), interpolation=cv2.INTER_AREA)
 
     @staticmethod
     def _skin_tone(rng: np.random.Generator) -> np.ndarray:

@@ -18,13 +18,14 @@ the point; ``mask`` is an optional list of polygons (each a list of [x, y]) cove
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from core_model.results import file_sha256
 
 FORMAT = "interhand-real-validation"
 HANDS = ("right", "left")
@@ -75,14 +76,6 @@ class RealValidationSet:
     folder: Path
     sources: dict[str, Source]
     frames: list[LabelledFrame]
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _parse_frame(path: Path, item: dict, sources: dict[str, Source]) -> LabelledFrame:
@@ -163,7 +156,7 @@ class FrameReader:
             path = self.media / src.file
             if not path.is_file():
                 raise FileNotFoundError(f"media: no {src.file} in {self.media} (source {source!r})")
-            if _file_sha256(path) != src.sha256:
+            if file_sha256(path) != src.sha256:
                 raise ValueError(f"media: {path} is not the labelled video (SHA-256 differs from {src.sha256[:12]}…)")
             self._checked[source] = path
         return self._checked[source]
