@@ -247,6 +247,9 @@ def test_cli_perceive_writes_masks_keypoints_and_overlays(tmp_path, frames):
     overlay = cv2.imread(str(out / "f0.png"))
     assert overlay.shape == (240, 320, 3) and (out / "sheet.png").is_file()
     assert main(["perceive", str(tmp_path / "nothing.mp4"), "-o", str(out)]) == 2
+    (tmp_path / "damaged.mp4").write_bytes(b"\x00not a video" * 100)
+    assert main(["perceive", str(tmp_path / "damaged.mp4"), "-o", str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "none").exists()  # nothing left behind
 
 
 def test_training_runs_in_resumable_pieces(tiny_synth, tmp_path):

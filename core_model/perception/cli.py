@@ -78,12 +78,12 @@ def cmd_perceive(args: argparse.Namespace) -> int:
         x, y, w, h = (float(v) for v in args.roi.split(","))
         side = max(w, h)
         box = np.array([x + w / 2 - side / 2, y + h / 2 - side / 2, side])
-    args.out.mkdir(parents=True, exist_ok=True)
     video = args.input.is_file() and args.input.suffix.lower() not in IMAGE_SUFFIXES
     records, names, drawn, writer = [], [], [], None
     tmp_video = args.out / ".overlay.partial.mp4"
     try:
         for name, index, frame, fps in _frames(args.input, args.step):
+            args.out.mkdir(parents=True, exist_ok=True)  # only once a frame was read: bad input leaves nothing
             result = perceiver(frame, box)
             records.append((index, result))
             overlay = draw_perception(frame, result)
