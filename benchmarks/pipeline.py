@@ -3,7 +3,7 @@
     python benchmarks/pipeline.py [--seconds 20] [--minutes 10] [--size 1280x720] [--real DIR] [--no-long]
 
 Each case runs ``core_model.pipeline.run.reconstruct`` (what ``interhand run`` runs) in a fresh process, so that
-its peak resident memory (``VmHWM``) is its own; the stages time themselves (``pipeline.timing``):
+its peak resident memory (``VmHWM``) is its own; the stages time themselves (``core_model.timing``):
 
 - a short synthetic 720p clip (``--seconds``), lite preset on CPU: frames/s end to end and per stage;
 - a long synthetic 720p clip (``--minutes``, default 10): peak RSS, the memory target;
@@ -92,7 +92,7 @@ def run_case(case: dict) -> dict:
     from core_model.network import STCNet, STCNetConfig
     from core_model.pipeline.region import parse_roi
     from core_model.pipeline.run import cpu_threads, reconstruct
-    from core_model.pipeline.timing import StageTimer
+    from core_model.timing import StageTimer
 
     device = torch.device(case["device"])
     if device.type == "cpu":
@@ -125,27 +125,25 @@ def model_alone(preset: str, batch: int, device: str = "cuda", steps: int = 20) 
 
     from core_model.handmodel.registry import load_hand_model
     from core_model.network import STCNet, STCNetConfig
-    from core_model.pipeline.inference import STCNetWindowModel
 
     dev = torch.device(device)
     model = STCNet(STCNetConfig.from_preset(preset), load_hand_model("openhand")).to(dev).eval()
-    lm = torch.zeros(batch, model.config.frames, 2, 21, 3, device=dev) if model.config.landmarks else None
-    wm = STCNetWindowModel(model, None if lm is None else lm.flatten(0, 1).cpu().numpy())
-    crops = torch.rand(batch, wm.frames, 3, wm.input_size, wm.input_size, device=dev)
+    T, S = model.config.frames, model.config.input_size
+    lm = torch.zeros(batch, T, 2, 21, 3, device=dev) if model.config.landmarks else None
+    crops = torch.rand(batch, T, 3, S, S, device=dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     out = {}
     with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16):
-        frames = range(batch * wm.frames)
         for name, call in (("forward", lambda: model(crops, landmarks=lm)),
-                           ("encode+head", lambda: wm.head({k: v.unflatten(0, (batch, wm.frames)) for k, v in
-                                                            wm.encode(crops.flatten(0, 1), frames).items()}))):
+                           ("encode+head", lambda: model.decode_window(
+                               model.encode_frames(crops.flatten(0, 1)).windows(batch, T), lm))):
             call()
             sync()
             start = time.perf_counter()
             for _ in range(steps):
                 call()
             sync()
-            out[name] = steps * batch * wm.frames / (time.perf_counter() - start)
+            out[name] = steps * batch * T / (time.perf_counter() - start)
     return out
 
 

@@ -177,7 +177,7 @@ def run_clip(clip: Path, work: Path, model, preset: str, sha: str, refine: bool,
     import torch
 
     from core_model.pipeline.run import reconstruct
-    from core_model.pipeline.timing import StageTimer
+    from core_model.timing import StageTimer
 
     out = work / f"{clip.stem}.{sha[:16]}.npz"
     record_path = out.with_suffix(".json")

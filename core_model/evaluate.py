@@ -2,11 +2,12 @@
 3D PCK / AUC (0-50 mm), under both root-alignment protocols, on whole held-out sequences; markdown, JSON and the
 3D PCK curve (the paper's Fig. 3) as a PNG.
 
-Whole sequences, as the app sees them: T-frame windows overlapping by ``overlap`` frames, planned and blended
-with the weights of :mod:`core_model.pipeline.inference` (linear ramps at window edges, normalised per frame), so
-Accel_E measures the motion the app would show. Crops are the loaders' unaugmented crops around the ground-truth
-hands. Keypoints and vertices are blended linearly in STCNet's frame (right wrist at the origin); every metric is
-root-aligned per hand (or relative, for MRRPE), so that frame needs no undoing.
+Whole sequences, by the path the app takes (:mod:`core_model.network.windowed`): T-frame windows overlapping by
+``overlap`` frames, the network's parameters blended across them and the hands posed from the blend, so Accel_E
+measures the motion the app shows. Crops are the loaders' unaugmented crops around the ground-truth hands, and a
+landmark-guided model gets one simulated detection per frame. Keypoints and vertices are in STCNet's frame (right
+wrist at the origin); every metric is root-aligned per hand (or relative, for MRRPE), so that frame needs no
+undoing.
 
 A hand counts for the joint metrics on frames that are labelled and where all 21 of its joints are valid, for
 MPVPE where its ground-truth vertices are of the hand model in use; MMPD is measured on every evaluated frame
@@ -21,7 +22,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from core_model.data.windows import AugmentParams, WindowDataset
 from core_model.geometry.alignment import PROTOCOLS
 from core_model.geometry.interpenetration import HandMeshes, detect_interpenetration
 from core_model.metrics import PCK_THRESHOLDS_MM, accel_error, mmpd, mpjpe, mpvpe, mrrpe, pa_mpjpe, pck_curve
-from core_model.pipeline.inference import plan_windows, window_weights
+from core_model.network.stcnet import STCNet
+from core_model.network.windowed import Frame, plan_windows, run_windows
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ def predict_sequences(model: torch.nn.Module, dataset: WindowDataset, *, overlap
                       batch: int = 4, device: torch.device | str = "cpu", rel_transl: str = "pred",
                       max_sequences: int | None = None,
                       progress: Callable[[int, int], None] | None = None) -> list[SequencePrediction]:
-    """Run an STCNet over every sequence of ``dataset`` (built without augmentation) in overlapping windows.
+    """Run an STCNet over every sequence of ``dataset`` (built without augmentation) in overlapping windows, by
+    the windowed inference ``interhand run`` uses (:func:`core_model.network.windowed.run_windows`).
 
     overlap: frames shared by consecutive windows (default T // 2); rel_transl: ``'pred'`` places the left hand
     with the network's translation, ``'gt'`` with the ground truth (the paper's setting)."""
@@ -74,14 +77,13 @@ def predict_sequences(model: torch.nn.Module, dataset: WindowDataset, *, overlap
     if dataset.window != T:
         raise ValueError(f"dataset: windows of {dataset.window} frames, but the model takes T={T}")
     overlap = T // 2 if overlap is None else overlap
-    weights = window_weights(T, overlap)
     count = len(dataset.sequences) if max_sequences is None else min(max_sequences, len(dataset.sequences))
     was_training = model.training
     model.eval()
     results = []
     try:
         for s in range(count):
-            results.append(_predict_sequence(model, dataset, s, T, overlap, weights, batch, device, rel_transl))
+            results.append(_predict_sequence(model, dataset, s, overlap, batch, device, rel_transl))
             if progress is not None:
                 progress(s + 1, count)
     finally:
@@ -89,48 +91,38 @@ def predict_sequences(model: torch.nn.Module, dataset: WindowDataset, *, overlap
     return results
 
 
-def _predict_sequence(model, dataset: WindowDataset, s: int, T: int, overlap: int, weights: np.ndarray,
-                      batch: int, device, rel_transl: str) -> SequencePrediction:
+EVAL_PIECE = 32
+"""Frames of a sequence cut, cropped and simulated-detected at a time (memory stays bounded on long sequences)."""
+
+
+def _predict_sequence(model: STCNet, dataset: WindowDataset, s: int, overlap: int, batch: int, device,
+                      rel_transl: str) -> SequencePrediction:
     seq = dataset.sequences[s]
     n, V = len(seq), dataset.model.num_vertices
-    windows = plan_windows(np.ones(n, bool), T, overlap)
-    kp_sum = np.zeros((n, 2, 21, 3))
-    vert_sum = np.zeros((n, 2, V, 3))
-    weight_sum = np.zeros(n)
-    gt_kp = np.zeros((n, 2, 21, 3), np.float32)
-    gt_vert = np.zeros((n, 2, V, 3), np.float32)
-    valid = np.zeros((n, 2), bool)
-    vert_valid = np.zeros((n, 2), bool)
-    for first in range(0, len(windows), batch):
-        group = windows[first:first + batch]
-        built = [dataset.build(s, int(w.frames[0]), AugmentParams()) for w in group]
-        images = torch.stack([b.images for b in built]).to(device)
-        injected = None
-        if rel_transl == "gt":
-            injected = torch.stack([torch.where(b.root_rel_valid[:, None], b.root_rel, 0.0) for b in built]).to(device)
-        landmarks = (torch.stack([b.landmarks for b in built]).to(device) if model.config.landmarks else None)
-        with torch.inference_mode():
-            out = model(images, rel_transl=injected, landmarks=landmarks)
-        keypoints = out.keypoints.double().cpu().numpy()
-        vertices = out.vertices.double().cpu().numpy()
-        for b, (window, item) in enumerate(zip(group, built)):
-            seen: set[int] = set()
-            for k, f in enumerate(window.frames):
-                f = int(f)
-                if f in seen:           # an edge frame repeated to fill a short sequence counts once
-                    continue
-                seen.add(f)
-                kp_sum[f] += weights[k] * keypoints[b, k]
-                vert_sum[f] += weights[k] * vertices[b, k]
-                weight_sum[f] += weights[k]
-                gt_kp[f] = item.keypoints3d[k].numpy()
-                gt_vert[f] = item.vertices[k].numpy()
-                ok = item.hand_valid[k] & item.joint_valid[k].all(-1) & item.labelled[k]
-                valid[f] = ok.numpy()
-                vert_valid[f] = (ok & item.vertices_valid[k]).numpy()
-    w = weight_sum[:, None, None, None]
-    return SequencePrediction(seq.name, (kp_sum / w).astype(np.float32), (vert_sum / w).astype(np.float32),
-                              gt_kp, gt_vert, valid, vert_valid)
+    truth = SequencePrediction(seq.name, np.full((n, 2, 21, 3), np.nan, np.float32),
+                               np.full((n, 2, V, 3), np.nan, np.float32), np.zeros((n, 2, 21, 3), np.float32),
+                               np.zeros((n, 2, V, 3), np.float32), np.zeros((n, 2), bool), np.zeros((n, 2), bool))
+
+    def frames() -> Iterator[Frame]:
+        """The sequence's frames piece by piece; each piece's ground truth goes into ``truth`` as it is read."""
+        for start in range(0, n, EVAL_PIECE):
+            piece = dataset.build(s, start, AugmentParams(), length=min(EVAL_PIECE, n - start))
+            ok = piece.hand_valid & piece.joint_valid.all(-1) & piece.labelled[:, None]
+            stop = start + len(ok)
+            truth.gt_keypoints[start:stop] = piece.keypoints3d.numpy()
+            truth.gt_vertices[start:stop] = piece.vertices.numpy()
+            truth.valid[start:stop] = ok.numpy()
+            truth.vertices_valid[start:stop] = (ok & piece.vertices_valid).numpy()
+            placement = torch.where(piece.root_rel_valid[:, None], piece.root_rel, 0.0)
+            for k in range(len(ok)):
+                yield Frame(start + k, piece.images[k], piece.landmarks[k] if model.config.landmarks else None,
+                            placement[k] if rel_transl == "gt" else None)
+
+    windows = plan_windows(np.ones(n, bool), int(model.config.frames), overlap)
+    for update in run_windows(model, frames(), windows, overlap=overlap, batch=batch, device=device):
+        truth.keypoints[update.frames] = update.outputs["keypoints"]
+        truth.vertices[update.frames] = update.outputs["vertices"]
+    return truth
 
 
 @dataclasses.dataclass

@@ -7,8 +7,9 @@ The schema version says how to read a file; loading checks every array's shape a
 the vertex count V, and names the first that does not fit.
 
 Schema versions: 1, the network's result; 2 adds the optional test-time refinement (``core_model.refine``) as
-``refined_<name>`` arrays beside the network's (:data:`REFINED_ARRAYS`). A version-1 file loads as a result without
-refined arrays (:data:`MIGRATIONS`).
+``refined_<name>`` arrays beside the network's (:data:`REFINED_ARRAYS`); 3 adds the optional ``camera`` [N, 2, 3],
+the network's weak-perspective camera per hand, from which refinement starts. Older files load as results without
+what their version could not hold (:data:`MIGRATIONS`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from core_model import __version__
 from core_model.fileio import atomic_path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FORMAT = "interhand-result"
 
 
@@ -75,6 +76,7 @@ FRAME_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
 }
 OPTIONAL_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
     "region_source": (("N", 2), "i"),
+    "camera": (("N", 2, 3), "f"),
     "window_frames": (("W", 2), "i"),
     "mhsa_attention": (("W", "K", "A", "2T", "2T"), "f"),
     "mhca_attention": (("W", "K", 2, "A", "T", "T"), "f"),
@@ -102,7 +104,9 @@ class Reconstruction:
     in frame pixels. keypoints2d [N,2,21,2]: the model's keypoints in frame pixels. det_keypoints2d [N,2,21,2] and
     det_score [N,2]: the hand detector's own landmarks and confidence (NaN where it saw no such hand). valid
     [N,2] bool: the hand was reconstructed. chirality_maps [N,2,H,H]: the hand-chirality weight maps over the
-    crop. region_source [N,2] int8 (optional): 0 no hand, 1 placed from its track, 2 detected.
+    crop. region_source [N,2] int8 (optional): 0 no hand, 1 placed from its track, 2 detected. camera [N,2,3]
+    (optional, schema 3): the network's weak-perspective camera per hand (s, tx, ty) in the crop, which maps the
+    hand's wrist-relative keypoints to normalised crop coordinates, ``uv = s * xy + t`` (the crop spans [-1, 1]).
     window_frames [W,2] int (optional): each window's [start, stop) frames; mhsa_attention [W,K,heads,2T,2T] and
     mhca_attention [W,K,2,heads,T,T] (optional): that window's attention maps. gt: ground truth arrays by name
     without the ``gt_`` prefix (each with N first). refined: the test-time refinement's arrays by name without the
@@ -126,6 +130,7 @@ class Reconstruction:
     valid: np.ndarray
     chirality_maps: np.ndarray
     region_source: np.ndarray | None = None
+    camera: np.ndarray | None = None
     window_frames: np.ndarray | None = None
     mhsa_attention: np.ndarray | None = None
     mhca_attention: np.ndarray | None = None
@@ -289,9 +294,15 @@ def _from_v1(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         raise ResultFileError(f"schema version 1 holds no refined arrays, but this file has {stray}")
 
 
+def _from_v2(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Version 2 -> 3: version 3 only adds the optional ``camera``, which a version-2 file cannot hold."""
+    if "camera" in arrays:
+        raise ResultFileError("schema version 2 holds no camera array, but this file has one")
+
+
 # Readers of older schema versions: version -> function turning its arrays/meta into the next version's (in
 # place; a ResultFileError when the old file is inconsistent).
-MIGRATIONS: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], None]] = {1: _from_v1}
+MIGRATIONS: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], None]] = {1: _from_v1, 2: _from_v2}
 
 
 def load_result(path: str | os.PathLike[str]) -> Reconstruction:

@@ -85,8 +85,8 @@ def test_run_bad_inputs(tmp_path, capsys):
 def test_run_end_to_end_with_a_manual_region_and_cancel(tmp_path, openhand, preset):
     """A manual region on a clip without hands: the run completes (a landmark-guided model with every landmark
     absent) and a cancelled run leaves nothing behind."""
+    from core_model.cancel import CancelledError
     from core_model.network import STCNet, STCNetConfig
-    from core_model.pipeline.inference import CancelledError
     from core_model.pipeline.run import reconstruct
     from core_model.results import load_result
 

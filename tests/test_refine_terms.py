@@ -129,3 +129,26 @@ def test_weak_perspective_bridge_recovers_the_wrist():
     px = project(torch.as_tensor(local + root), torch.as_tensor(K)).numpy()
     a, b = fit_weak_perspective(local, px)
     assert np.allclose(roots_from_weak_perspective(a, b, K), root, atol=2e-3)
+
+
+def test_stored_network_camera_matches_the_camera_fitted_to_its_projection():
+    """A result file since schema 3 stores the network's camera; refinement reads it in frame pixels, and it is
+    the camera that an older file's keypoints and projection give back (what refinement fitted before)."""
+    from core_model.network.decoder import weak_perspective_project
+    from core_model.refine.arrays import network_camera
+
+    rng = np.random.default_rng(3)
+    n = 6
+    keypoints = rng.normal(scale=0.04, size=(n, 2, 21, 3))
+    camera = np.concatenate([rng.uniform(3, 8, (n, 2, 1)), rng.uniform(-0.5, 0.5, (n, 2, 2))], -1)
+    bbox = np.concatenate([rng.uniform(0, 300, (n, 2)), np.repeat(rng.uniform(100, 400, (n, 1)), 2, 1)], -1)
+    uv = weak_perspective_project(torch.from_numpy(keypoints - keypoints[:, :, :1]), torch.from_numpy(camera))
+    box = bbox[:, None, None]
+    pixels = box[..., :2] + (uv.numpy() + 1) / 2 * box[..., 2:3]
+    arrays = {"keypoints": keypoints, "keypoints2d": pixels, "camera": camera, "bbox": bbox}
+    frames = np.arange(1, n)
+    a, b = network_camera(arrays, frames)
+    fitted_a, fitted_b = network_camera({k: v for k, v in arrays.items() if k != "camera"}, frames)
+    np.testing.assert_allclose(a, fitted_a, rtol=1e-9)
+    np.testing.assert_allclose(b, fitted_b, atol=1e-7)
+    np.testing.assert_allclose(b, pixels[frames, :, 0], atol=1e-9)  # the wrist lands at b

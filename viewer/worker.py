@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 from PySide6 import QtCore
 
-from core_model.pipeline.inference import CancelledError
+from core_model.cancel import CancelledError
 
 
 class GeneratorWorker(QtCore.QThread):

@@ -331,13 +331,16 @@ class WindowDataset(torch.utils.data.Dataset):
         return self.build(s, start, aug, detector_rng).to_dict()
 
     def build(self, s: int, start: int, aug: AugmentParams, detector_rng: np.random.Generator | None = None,
-              load_images: bool = True) -> Window:
+              load_images: bool = True, length: int | None = None) -> Window:
         """The window of sequence ``s`` starting at frame ``start`` under augmentation ``aug``; the simulated
         detector draws from ``detector_rng`` (None: a generator fixed by ``s`` and ``start``). ``load_images``
         False leaves the frames unread and ``images`` a zero placeholder of their shape (training from cached
-        encoder features, :mod:`core_model.training.feature_cache`)."""
+        encoder features, :mod:`core_model.training.feature_cache`). ``length``: frames instead of the dataset's
+        window (evaluation reads whole sequences in pieces of its own size)."""
         seq = self.sequences[s]
-        n, T, S = len(seq), self.window, self.crop_size
+        n, T, S = len(seq), self.window if length is None else length, self.crop_size
+        if T < 1:
+            raise ValueError(f"length: expected at least 1 frame, got {T}")
         frames = np.arange(start, start + T)
         real = frames < n
         idx = np.minimum(frames, n - 1)

@@ -12,7 +12,7 @@ from torch import nn
 
 @dataclasses.dataclass
 class ExtractedFeatures:
-    """Per frame (N = B * T frames).
+    """Per frame: N frames, or [B, T] once grouped into windows (``windows``).
 
     hands: [N, 2, C1] f^right, f^left; weight_maps: [N, 2, H1, W1] in (0, 1); global1: [N, C1]; global2: [N, C2].
     """
@@ -21,6 +21,11 @@ class ExtractedFeatures:
     weight_maps: torch.Tensor
     global1: torch.Tensor
     global2: torch.Tensor
+
+    def windows(self, batch: int, frames: int) -> ExtractedFeatures:
+        """The N = batch * frames frames as ``batch`` windows of ``frames``: every field [B, T, ...]."""
+        return ExtractedFeatures(**{f.name: getattr(self, f.name).unflatten(0, (batch, frames))
+                                    for f in dataclasses.fields(self)})
 
 
 class HandChiralityExtractor(nn.Module):

@@ -6,6 +6,8 @@ import dataclasses
 
 import torch
 
+from core_model.network.decoder import DecodedParameters
+
 
 @dataclasses.dataclass
 class STCNetOutput:
@@ -55,3 +57,16 @@ class STCNetOutput:
         """The tensor fields by name (None fields left out)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if isinstance(getattr(self, f.name), torch.Tensor)}
+
+
+@dataclasses.dataclass
+class WindowDecoding:
+    """A window's decoding before the hand model: ``STCNet.decode_window``'s result.
+
+    params: the hand-model parameters per frame ([B, T, 2, ...]); mhsa / mhca: the window's attention maps as in
+    :class:`STCNetOutput` (float32), or None where the model has no such block.
+    """
+
+    params: DecodedParameters
+    mhsa: torch.Tensor | None
+    mhca: torch.Tensor | None

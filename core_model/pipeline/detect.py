@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from core_model.assets import asset_path
-from core_model.pipeline.timing import StageTimer, stage
+from core_model.timing import StageTimer, stage
 
 BUNDLE = ("mediapipe", "hand_landmarker.task")
 log = logging.getLogger(__name__)

@@ -28,9 +28,10 @@ import numpy as np
 import torch
 
 from core_model import __version__
+from core_model.cancel import check_cancel
 from core_model.network.landmarks import landmark_input
+from core_model.network.windowed import Frame, plan_windows, run_windows
 from core_model.pipeline.detect import MediaPipeHandDetector, detect_frames
-from core_model.pipeline.inference import CancelledError, STCNetWindowModel, plan_windows, run_windows
 from core_model.pipeline.prefetch import Prefetch
 from core_model.pipeline.region import (
     HandRegions,
@@ -40,10 +41,10 @@ from core_model.pipeline.region import (
     regions_from_roi,
 )
 from core_model.pipeline.store import FrameStore
-from core_model.pipeline.timing import StageTimer, stage
 from core_model.pipeline.video import open_source
 from core_model.results import (
     FRAME_ARRAYS,
+    OPTIONAL_ARRAYS,
     REFINED_ARRAYS,
     REFINED_PREFIX,
     Reconstruction,
@@ -51,6 +52,7 @@ from core_model.results import (
     file_sha256,
     save_result,
 )
+from core_model.timing import StageTimer, stage
 
 if TYPE_CHECKING:
     from core_model.refine import RefineConfig
@@ -58,9 +60,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORED = ("betas", "global_orient", "hand_pose", "transl", "keypoints", "vertices", "keypoints2d", "inside", "depth",
-          "chirality_maps")
+          "chirality_maps", "camera")
 """Per-frame arrays the model makes, kept on disk while the run goes on (``store.py``); the rest is small."""
-REFINE_INPUTS = ("betas", "global_orient", "hand_pose", "keypoints", "keypoints2d", "bbox", "valid",
+REFINE_INPUTS = ("betas", "global_orient", "hand_pose", "keypoints", "keypoints2d", "camera", "bbox", "valid",
                  "det_keypoints2d", "det_score")
 """What refinement reads of the run's arrays (``refine.arrays.input_from_arrays``): small per frame."""
 REFINE_CHUNK = 512
@@ -101,10 +103,8 @@ def detect_regions(video: str | os.PathLike[str], roi: tuple[float, float, float
         with Prefetch(stream, depth=2, name="decode") as decoded:  # decoding overlaps detection
             for index, hands in detect_frames(decoded, detector, info.fps, timer=timer):
                 frames.append(hands)
-                if cancel is not None and index % 32 == 0 and cancel():
-                    from core_model.pipeline.inference import CancelledError
-
-                    raise CancelledError(f"cancelled while detecting hands (frame {index})")
+                if index % 32 == 0:
+                    check_cancel(cancel, f"cancelled while detecting hands (frame {index})")
                 yield RunEvent("detect", index + 1, info.frame_count)
         if source.stop_reason:
             log.warning(source.stop_reason)
@@ -157,15 +157,15 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     landmarks = None
     if model.config.landmarks:  # the detector's landmarks, in each frame's crop, guide the network
         landmarks = landmark_input(torch.from_numpy(landmarks_in_crops(regions.det_keypoints2d, regions.bbox)))
-    window_model = STCNetWindowModel(model, None if landmarks is None else landmarks.numpy())
-    length, size = window_model.frames, window_model.input_size
+    length, size = int(model.config.frames), int(model.config.input_size)
     overlap = length // 2 if overlap is None else overlap
     windows = plan_windows(has_region, length, overlap)
     hand_model = model.hand_model
     meshes = HandMeshes.from_model(hand_model)
     symbols = {"N": n, "V": hand_model.num_vertices, "H": model.config.feature_sizes[0]}
-    rows = {name: (tuple(symbols.get(d, d) for d in FRAME_ARRAYS[name][0][1:]),
-                   bool if FRAME_ARRAYS[name][1] == "b" else np.float32) for name in STORED}
+    layout = {**FRAME_ARRAYS, **OPTIONAL_ARRAYS}
+    rows = {name: (tuple(symbols.get(d, d) for d in layout[name][0][1:]),
+                   bool if layout[name][1] == "b" else np.float32) for name in STORED}
     created = _make_folders(output.parent)
     window_store: FrameStore | None = None
     store: FrameStore | None = None
@@ -179,7 +179,7 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
         window_frames: list[tuple[int, int]] = []
         with open_source(video) as source, contextlib.ExitStack() as stack:
             image_size = (int(source.info.width), int(source.info.height))
-            def crops() -> Iterator[tuple[int, np.ndarray]]:
+            def crops() -> Iterator[Frame]:
                 frames = timer.iterate("decode", source) if timer is not None else source
                 for index, frame in frames:
                     if index >= n:
@@ -187,11 +187,11 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                     if has_region[index]:
                         with stage(timer, "crop"):
                             crop = crop_frame(frame, regions.bbox[index], size)
-                        yield index, crop
+                        yield Frame(index, crop, None if landmarks is None else landmarks[index])
 
             # Decoding and cropping overlap the model; the prefetcher is closed before the source is.
             prefetched = stack.enter_context(Prefetch(crops(), depth=2 * length, name="crops"))
-            for update in run_windows(window_model, prefetched, windows, overlap=overlap, batch=batch,
+            for update in run_windows(model, prefetched, windows, overlap=overlap, batch=batch,
                                       device=device, cancel=cancel, encode_batch=encode_batch, autocast=autocast,
                                       timer=timer):
                 f = update.frames
@@ -306,8 +306,7 @@ def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[st
     fitted = refined_frames = 0
     gate_counts = np.zeros(len(REASONS), np.int64)
     for index, (lo, hi, a, b) in enumerate(chunks):
-        if cancel is not None and cancel():
-            raise CancelledError(f"cancelled while refining (frames {lo}..{hi - 1})")
+        check_cancel(cancel, f"cancelled while refining (frames {lo}..{hi - 1})")
         part = {name: np.array(arrays[name][a:b]) for name in REFINE_INPUTS}  # copies: never the maps themselves
         hands = part["valid"].astype(bool) & np.isfinite(part["keypoints"]).all((-1, -2))
         count = int((hands.any(-1) & np.isfinite(part["bbox"]).all(-1)).sum())  # refine.arrays' own test

@@ -2,8 +2,10 @@
 
 Why from the arrays and not from inside the pipeline: the arrays hold everything refinement needs (the 3D
 keypoints, their projection into the frame, the crop, the detector's landmarks), so refinement runs after a
-``run``, on an existing file, or in the viewer alike. The network's per-hand weak-perspective camera is not
-stored; it is recovered exactly from the keypoints and their projection (``camera.fit_weak_perspective``).
+``run``, on an existing file, or in the viewer alike. Refinement starts from the network's own weak-perspective
+camera per hand (the result's ``camera``, schema 3); in an older file, which does not store it, the camera is
+recovered from the 3D keypoints and their projection (``camera.fit_weak_perspective``), exactly where the
+network's keypoints are not degenerate.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def input_from_arrays(arrays: dict[str, np.ndarray], K: np.ndarray) -> tuple[Ref
     if K.shape != (3, 3):
         raise ValueError(f"K: expected a [3, 3] intrinsic matrix, got {K.shape}")
     kp = np.asarray(arrays["keypoints"], np.float64)[frames]
-    a, b = fit_weak_perspective(kp - kp[..., :1, :], np.asarray(arrays["keypoints2d"], np.float64)[frames])
+    a, b = network_camera(arrays, frames)
     roots = roots_from_weak_perspective(a, b, K)
     rel = kp[:, 1, 0] - kp[:, 0, 0]
 
@@ -90,6 +92,21 @@ def output_arrays(result: RefineResult, frames: np.ndarray, num_frames: int, ref
     gate[~refined] = ABSENT
     out["refined_gate"] = gate
     return out
+
+
+def network_camera(arrays: dict[str, np.ndarray], frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The network's weak perspective of ``frames`` in frame pixels: per hand the scale a [F, 2] (pixels per
+    metre) and the wrist's pixel b [F, 2, 2], ``pixels = a * wrist_relative_xy + b``. From the stored camera
+    (crop coordinates, ``uv = s * xy + t``, the crop spanning [-1, 1] over ``bbox``) where the file has it, else
+    fitted to the keypoints and their projection."""
+    camera = arrays.get("camera")
+    if camera is None or not np.isfinite(np.asarray(camera)[frames]).all():
+        kp = np.asarray(arrays["keypoints"], np.float64)[frames]
+        return fit_weak_perspective(kp - kp[..., :1, :], np.asarray(arrays["keypoints2d"], np.float64)[frames])
+    camera = np.asarray(camera, np.float64)[frames]
+    box = np.asarray(arrays["bbox"], np.float64)[frames][:, None]             # [F, 1, 4] (x, y, side, side)
+    half = box[..., 2] / 2
+    return camera[..., 0] * half, box[..., :2] + (camera[..., 1:] + 1) * half[..., None]
 
 
 def refine_result_arrays(arrays: dict[str, np.ndarray], refiner: Refiner, *, K: np.ndarray | None = None,
