@@ -29,6 +29,7 @@ import torch
 
 from core_model import __version__
 from core_model.cancel import check_cancel
+from core_model.geometry.interpenetration import HandMeshes, detect_interpenetration
 from core_model.network.landmarks import landmark_input
 from core_model.network.windowed import Frame, plan_windows, run_windows
 from core_model.pipeline.detect import MediaPipeHandDetector, detect_frames
@@ -123,7 +124,8 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 cancel: Callable[[], bool] | None = None, autocast: torch.dtype | None = None,
                 encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None,
                 refine_threads: int | None = None) -> Iterator[RunEvent]:
-    """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``.
+    """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``: detect,
+    infer, optionally refine, write (the steps of :class:`_Run`).
 
     ``autocast``: reduced precision for the network (``torch.bfloat16`` on a GPU); ``encode_batch``: frames per
     encoder call; ``timer``: collects seconds per stage (decode, detect, crop, model, blend, hand model,
@@ -135,53 +137,101 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     ``refine_threads``: torch threads while refining on the CPU (the caller's count is restored before each event);
     None: every core (:func:`usable_cores`), as the thread that decodes frames has finished by then (measured,
     BENCHMARKS.md "Test-time refinement" (e): 4.1 against 6.8 ms per frame with two threads on the 2-core CPU)."""
-    from core_model.geometry.interpenetration import HandMeshes, detect_interpenetration
-
     output = Path(output)
     if output.suffix != ".npz":
         raise ValueError(f"output: a result file ends in .npz, got {output.name}")
     check_output_folder(output)  # before minutes of work, not after
-    regions, decode_stopped = None, ""
-    for item in detect_regions(video, roi, cancel, timer):
-        if isinstance(item, HandRegions):
-            regions = item
-        else:
-            decode_stopped = item.message or decode_stopped
-            yield item
-    if regions is None:  # detect_regions always ends with the regions
-        raise RuntimeError("detect_regions: ended without regions")
-    n = len(regions)
-    has_region = regions.region_valid
-    if not has_region.any():
-        raise ValueError(f"video: no hands found on any of the {n} frames of {Path(video).name}")
-    landmarks = None
-    if model.config.landmarks:  # the detector's landmarks, in each frame's crop, guide the network
-        landmarks = landmark_input(torch.from_numpy(landmarks_in_crops(regions.det_keypoints2d, regions.bbox)))
-    length, size = int(model.config.frames), int(model.config.input_size)
-    overlap = length // 2 if overlap is None else overlap
-    windows = plan_windows(has_region, length, overlap)
-    hand_model = model.hand_model
-    meshes = HandMeshes.from_model(hand_model)
-    symbols = {"N": n, "V": hand_model.num_vertices, "H": model.config.feature_sizes[0]}
-    layout = {**FRAME_ARRAYS, **OPTIONAL_ARRAYS}
-    rows = {name: (tuple(symbols.get(d, d) for d in layout[name][0][1:]),
-                   bool if layout[name][1] == "b" else np.float32) for name in STORED}
+    run = _Run(video, output, model, cancel=cancel, timer=timer)
+    yield from run.detect(roi)
     created = _make_folders(output.parent)
-    window_store: FrameStore | None = None
-    store: FrameStore | None = None
-    refined_store: FrameStore | None = None
     saved = False
     try:
-        store = FrameStore(output, n, rows)
-        arrays: dict[str, np.ndarray] = dict(store.views())
-        arrays["bbox"], arrays["valid"] = regions.bbox, regions.valid & has_region[:, None]
-        arrays["det_keypoints2d"], arrays["det_score"] = regions.det_keypoints2d, regions.det_score
-        window_frames: list[tuple[int, int]] = []
-        with open_source(video) as source, contextlib.ExitStack() as stack:
-            image_size = (int(source.info.width), int(source.info.height))
-            def crops() -> Iterator[Frame]:
-                frames = timer.iterate("decode", source) if timer is not None else source
-                for index, frame in frames:
+        yield from run.infer(overlap=overlap, batch=batch, device=device, autocast=autocast,
+                             encode_batch=encode_batch)
+        if refine is not None:
+            with stage(timer, "refine"):
+                yield from run.refine(refine, device=device, threads=refine_threads)
+        with stage(timer, "write"):
+            result = run.write(model_preset=model_preset, checkpoint_sha256=checkpoint_sha256)
+        saved = True
+        yield RunEvent("done", 1, 1, result=result, message=f"wrote {output}")
+    finally:
+        run.close()
+        if not saved:
+            for folder in reversed(created):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty: never anything but what this run made
+
+
+class _Run:
+    """One :func:`reconstruct` in its steps, each a generator of events: ``detect`` (pass 1: the regions),
+    ``infer`` (pass 2: crops through the windowed network into the parts folder), ``refine`` (optional), then
+    ``write`` (the result file) and ``close`` (the parts folder gone, whatever happened)."""
+
+    def __init__(self, video: str | os.PathLike[str], output: Path, model: torch.nn.Module, *,
+                 cancel: Callable[[], bool] | None, timer: StageTimer | None) -> None:
+        self.video, self.output, self.model = video, output, model
+        self.cancel, self.timer = cancel, timer
+        self.regions: HandRegions | None = None
+        self.decode_stopped = ""
+        self.stores: dict[str, FrameStore] = {}   # "frames", "windows", "refined": the parts folder's arrays
+        self.arrays: dict[str, np.ndarray] = {}   # the network's per-frame arrays by result-file name
+        self.window_frames: list[tuple[int, int]] = []
+        self.refine_meta: dict[str, object] | None = None
+        self.meshes: HandMeshes | None = None  # the closed meshes the inside test needs, made by ``infer``
+        self.overlap = 0
+        self.fps = 0.0
+        self.image_size = (0, 0)
+        hand_model = model.hand_model
+        self.symbols = {"V": hand_model.num_vertices, "H": model.config.feature_sizes[0]}
+
+    def detect(self, roi: tuple[float, float, float, float] | None) -> Iterator[RunEvent]:
+        """Pass 1: the detector over every frame, then the regions to crop (``roi``: a fixed one)."""
+        for item in detect_regions(self.video, roi, self.cancel, self.timer):
+            if isinstance(item, HandRegions):
+                self.regions = item
+            else:
+                self.decode_stopped = item.message or self.decode_stopped
+                yield item
+        if self.regions is None:  # detect_regions always ends with the regions
+            raise RuntimeError("detect_regions: ended without regions")
+        if not self.regions.region_valid.any():
+            raise ValueError(f"video: no hands found on any of the {len(self.regions)} frames of "
+                             f"{Path(self.video).name}")
+        self.symbols["N"] = len(self.regions)
+
+    def _rows(self, table: dict[str, tuple[tuple[int | str, ...], str]], names) -> dict:
+        kinds = {"b": bool, "i": np.int8}
+        return {name: (tuple(self.symbols.get(d, d) for d in table[name][0][1:]), kinds.get(table[name][1],
+                                                                                            np.float32))
+                for name in names}
+
+    def infer(self, *, overlap: int | None, batch: int, device: torch.device | str, autocast: torch.dtype | None,
+              encode_batch: int) -> Iterator[RunEvent]:
+        """Pass 2: each frame with a region cropped and fed, in overlapping windows, through the network; the
+        finished frames written to the parts folder as they come (RunEvent('model') per batch of windows)."""
+        model, regions, timer = self.model, self.regions, self.timer
+        assert regions is not None, "detect first"
+        n, has_region = len(regions), regions.region_valid
+        length, size = int(model.config.frames), int(model.config.input_size)
+        self.overlap = length // 2 if overlap is None else overlap
+        windows = plan_windows(has_region, length, self.overlap)
+        self.meshes = HandMeshes.from_model(model.hand_model)
+        landmarks = None
+        if model.config.landmarks:  # the detector's landmarks, in each frame's crop, guide the network
+            landmarks = landmark_input(torch.from_numpy(landmarks_in_crops(regions.det_keypoints2d, regions.bbox)))
+        store = self.stores["frames"] = FrameStore(self.output, n, self._rows({**FRAME_ARRAYS, **OPTIONAL_ARRAYS},
+                                                                              STORED))
+        self.arrays = dict(store.views())
+        self.arrays["bbox"], self.arrays["valid"] = regions.bbox, regions.valid & has_region[:, None]
+        self.arrays["det_keypoints2d"], self.arrays["det_score"] = regions.det_keypoints2d, regions.det_score
+        with open_source(self.video) as source, contextlib.ExitStack() as stack:
+            self.image_size = (int(source.info.width), int(source.info.height))
+            self.fps = float(source.info.fps)
+
+            def frames() -> Iterator[Frame]:
+                decoded = timer.iterate("decode", source) if timer is not None else source
+                for index, frame in decoded:
                     if index >= n:
                         break
                     if has_region[index]:
@@ -190,81 +240,83 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                         yield Frame(index, crop, None if landmarks is None else landmarks[index])
 
             # Decoding and cropping overlap the model; the prefetcher is closed before the source is.
-            prefetched = stack.enter_context(Prefetch(crops(), depth=2 * length, name="crops"))
-            for update in run_windows(model, prefetched, windows, overlap=overlap, batch=batch,
-                                      device=device, cancel=cancel, encode_batch=encode_batch, autocast=autocast,
+            prefetched = stack.enter_context(Prefetch(frames(), depth=2 * length, name="crops"))
+            for update in run_windows(model, prefetched, windows, overlap=self.overlap, batch=batch, device=device,
+                                      cancel=self.cancel, encode_batch=encode_batch, autocast=autocast,
                                       timer=timer):
-                f = update.frames
-                if len(f):
-                    out = update.outputs
-                    with stage(timer, "penetration"):
-                        pen = detect_interpenetration(out["vertices"], meshes)
-                        # A hand the detector did not see is not reconstructed (valid False): nothing can be
-                        # inside it, and it presses into nothing.
-                        lone = ~arrays["valid"][f].all(-1)
-                        pen.inside[lone], pen.depth[lone] = False, 0.0
-                    with stage(timer, "write"):
-                        box = regions.bbox[f][:, None, None]  # crop [-1, 1] -> frame pixels
-                        out["keypoints2d"] = box[..., :2] + (out["keypoints2d"] + 1) / 2 * box[..., 2:3]
-                        out["inside"], out["depth"] = pen.inside, pen.depth
-                        for name in STORED:
-                            store.write(name, f, out[name])
+                if len(update.frames):
+                    self._store_frames(update.frames, update.outputs)
                 with stage(timer, "write"):
-                    for span, maps in update.windows:
-                        if "mhsa_attention" not in maps:
-                            continue
-                        if window_store is None:
-                            window_store = FrameStore(output, len(windows), {
-                                k: (maps[k].shape, np.float32) for k in ("mhsa_attention", "mhca_attention")
-                                if k in maps})
-                        window_store.write("mhsa_attention", [len(window_frames)], maps["mhsa_attention"][None])
-                        if "mhca_attention" in maps and "mhca_attention" in window_store.names:
-                            window_store.write("mhca_attention", [len(window_frames)], maps["mhca_attention"][None])
-                        window_frames.append(span)
-                yield RunEvent("model", update.done, update.total, frames=f, arrays=arrays)
+                    self._store_windows(update.windows, len(windows))
+                yield RunEvent("model", update.done, update.total, frames=update.frames, arrays=self.arrays)
         with stage(timer, "write"):
             store.finalise()
-        refined: dict[str, np.ndarray] = {}
-        refine_meta: dict[str, object] = {}
-        if refine is not None:
-            rows = {name: (tuple(symbols.get(d, d) for d in shape[1:]),
-                           {"b": bool, "i": np.int8}.get(kind, np.float32))
-                    for name, (shape, kind) in REFINED_ARRAYS.items()}
-            refined_store = FrameStore(output, n, rows)
-            with stage(timer, "refine"):
-                refine_meta = yield from _refine_into(arrays, refined_store, {k: r[0] for k, r in rows.items()},
-                                                      hand_model, refine, device=device, image_size=image_size,
-                                                      cancel=cancel, threads=refine_threads)
-            refined = dict(refined_store.views())
-        with stage(timer, "write"):
-            windowed = {}
-            if window_store is not None:
-                window_store.finalise()
-                windowed = dict(window_store.views())  # every window ran: a cancelled run never gets here
-                windowed["window_frames"] = np.array(window_frames, np.int64).reshape(-1, 2)
-            video_path = Path(video)
-            extra: dict[str, object] = {"region_shares": regions.shares(), "overlap": overlap}
-            if decode_stopped:
-                extra["decode_stopped"] = decode_stopped
-            if refine is not None:
-                extra["refine"] = refine_meta
-            meta = ResultMeta(source_path=str(video_path.resolve()),
-                              source_sha256=file_sha256(video_path) if video_path.is_file() else "",
-                              fps=float(source.info.fps), frame_count=n, model_preset=model_preset,
-                              checkpoint_sha256=checkpoint_sha256, hand_model=hand_model.name,
-                              software_version=__version__, extra=extra)
-            result = Reconstruction(meta=meta, **arrays, region_source=regions.source, **windowed, refined=refined)
-            save_result(result, output)
-            saved = True
-        yield RunEvent("done", 1, 1, result=result, message=f"wrote {output}")
-    finally:
-        for parts in (store, window_store, refined_store):
-            if parts is not None:
-                parts.close()
-        if not saved:
-            for folder in reversed(created):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()  # only if empty: never anything but what this run made
+
+    def _store_frames(self, frames: np.ndarray, out: dict[str, np.ndarray]) -> None:
+        """Finished frames: their interpenetration, their keypoints in frame pixels, into the parts folder."""
+        with stage(self.timer, "penetration"):
+            pen = detect_interpenetration(out["vertices"], self.meshes)
+            # A hand the detector did not see is not reconstructed (valid False): nothing can be inside it, and
+            # it presses into nothing.
+            lone = ~self.arrays["valid"][frames].all(-1)
+            pen.inside[lone], pen.depth[lone] = False, 0.0
+        with stage(self.timer, "write"):
+            box = self.regions.bbox[frames][:, None, None]  # crop [-1, 1] -> frame pixels
+            out["keypoints2d"] = box[..., :2] + (out["keypoints2d"] + 1) / 2 * box[..., 2:3]
+            out["inside"], out["depth"] = pen.inside, pen.depth
+            for name in STORED:
+                self.stores["frames"].write(name, frames, out[name])
+
+    def _store_windows(self, windows: list[tuple[tuple[int, int], dict[str, np.ndarray]]], total: int) -> None:
+        """Each window's attention maps and the frames it covers."""
+        for span, maps in windows:
+            if "mhsa_attention" not in maps:
+                continue
+            store = self.stores.get("windows")
+            if store is None:
+                store = self.stores["windows"] = FrameStore(self.output, total, {
+                    k: (maps[k].shape, np.float32) for k in ("mhsa_attention", "mhca_attention") if k in maps})
+            store.write("mhsa_attention", [len(self.window_frames)], maps["mhsa_attention"][None])
+            if "mhca_attention" in maps and "mhca_attention" in store.names:
+                store.write("mhca_attention", [len(self.window_frames)], maps["mhca_attention"][None])
+            self.window_frames.append(span)
+
+    def refine(self, config: RefineConfig, *, device: torch.device | str, threads: int | None
+               ) -> Iterator[RunEvent]:
+        """Test-time refinement of the finished arrays into the ``refined_*`` parts (:func:`_refine_into`)."""
+        rows = self._rows(REFINED_ARRAYS, REFINED_ARRAYS)
+        store = self.stores["refined"] = FrameStore(self.output, len(self.regions), rows)
+        self.refine_meta = yield from _refine_into(self.arrays, store, {k: r[0] for k, r in rows.items()},
+                                                   self.model.hand_model, config, device=device,
+                                                   image_size=self.image_size, cancel=self.cancel, threads=threads)
+
+    def write(self, *, model_preset: str, checkpoint_sha256: str) -> Reconstruction:
+        """The result file, atomically, from the parts."""
+        windowed = {}
+        if "windows" in self.stores:
+            self.stores["windows"].finalise()
+            windowed = dict(self.stores["windows"].views())  # every window ran: a cancelled run never gets here
+            windowed["window_frames"] = np.array(self.window_frames, np.int64).reshape(-1, 2)
+        refined = dict(self.stores["refined"].views()) if "refined" in self.stores else {}
+        video_path = Path(self.video)
+        extra: dict[str, object] = {"region_shares": self.regions.shares(), "overlap": self.overlap}
+        if self.decode_stopped:
+            extra["decode_stopped"] = self.decode_stopped
+        if self.refine_meta is not None:
+            extra["refine"] = self.refine_meta
+        meta = ResultMeta(source_path=str(video_path.resolve()),
+                          source_sha256=file_sha256(video_path) if video_path.is_file() else "",
+                          fps=self.fps, frame_count=len(self.regions), model_preset=model_preset,
+                          checkpoint_sha256=checkpoint_sha256, hand_model=self.model.hand_model.name,
+                          software_version=__version__, extra=extra)
+        result = Reconstruction(meta=meta, **self.arrays, region_source=self.regions.source, **windowed,
+                                refined=refined)
+        save_result(result, self.output)
+        return result
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
 
 
 def refine_chunks(n: int, chunk: int | None = None, margin: int | None = None

@@ -154,229 +154,17 @@ class Refiner:
         self.axes, self.limits = self.axes.to(device, dtype), self.limits.to(device, dtype)
 
     def refine(self, data: RefineInput) -> RefineResult:
-        """Refine ``data`` (on its device and dtype); see the module docstring."""
-        cfg = self.config
+        """Refine ``data`` (on its device and dtype); see the module docstring. The steps: align each frame to
+        its landmarks, Gauss-Newton on the whole objective, then first-order phases that settle the contacts."""
         start = time.perf_counter()
-        dev, dt = data.betas.device, data.betas.dtype
-        self._module_to(dev, dt)
-        B, T = data.betas.shape[:2]
-        valid = data.valid
-        vf = valid.to(dt)
-        frames = max(int(valid.any(-1).sum()), 1)
-        link = (data.link[..., None] & valid[:, 1:] & valid[:, :-1]).to(dt)                # [B, T-1, 2]
-        # Unreconstructed hands hold NaN in a result file; any finite value keeps NaN out of the gradients.
-        betas0 = torch.nan_to_num(data.betas)
-        orient0 = torch.nan_to_num(data.global_orient)
-        pose0 = torch.nan_to_num(data.hand_pose)
-        roots0 = torch.where(valid[..., None], data.roots, data.roots.new_tensor([0.0, 0.0, 0.5]))
-        roots0 = torch.nan_to_num(roots0, nan=0.5)
-        rel0 = torch.nan_to_num(data.rel_transl)
-        R0 = roma.rotvec_to_rotmat(orient0)
-        det = torch.nan_to_num(data.det_keypoints2d)
-        scale_px = torch.nan_to_num(data.scale_px, nan=1.0).clamp_min(1.0)
-
-        with torch.no_grad():
-            pred_px = project(self.skeleton(betas0, rotmats_of(orient0, pose0), roots0), data.K[:, :, None])
-        gate = np.full((B, T, 2), 1, np.int8)
-        if cfg.use_reproj:
-            gate = gate_detections(
-                data.det_keypoints2d.detach().cpu().double().numpy(), data.det_score.detach().cpu().numpy(),
-                pred_px.cpu().double().numpy(), valid.cpu().numpy(), data.link.cpu().numpy(),
-                min_score=cfg.min_score, swap_margin=cfg.swap_margin, blob_ratio=cfg.blob_ratio,
-                max_shift=cfg.max_shift, track_frames=cfg.track_frames)
-            if not cfg.gate:  # keep only the confidence test
-                gate = np.where(gate == 1, 1, USED).astype(np.int8)
-        score = torch.nan_to_num(data.det_score).clamp(0, 1)
-        det_weight = torch.as_tensor(gate == USED, device=dev).to(dt) * score                # [B, T, 2]
-        seen = torch.isfinite(data.det_keypoints2d).all(-1).to(dt)                           # [B, T, 2, 21]
-        if cfg.use_reproj and cfg.rigid_init:
-            orient0, roots0, rel0 = self._rigid_start(data, gate == USED, betas0, orient0, pose0, roots0, rel0,
-                                                      scale_px)
-            R0 = roma.rotvec_to_rotmat(orient0)
-
-        d_orient = torch.zeros_like(orient0, requires_grad=True)
-        d_pose = torch.zeros_like(pose0, requires_grad=True)
-        d_betas = torch.zeros(B, 2, 10, dtype=dt, device=dev, requires_grad=True)
-        roots = roots0.clone().requires_grad_(True)
-        params = [d_orient, d_pose, roots, d_betas]
-        root_w = roots0.new_tensor([cfg.w_root_xy, cfg.w_root_xy, cfg.w_root_z])
-        both = valid.all(-1).to(dt)
-        ctx: dict = {"contact": None, "pairs": None, "det_weight": det_weight}
-        radii = self._radii(betas0, valid) if cfg.use_capsules and bool(both.any()) else None
-        losses: dict[str, tuple[float, float]] = {}
-
-        def state():
-            rot = rotmats_of(orient0, pose0 + d_pose)
-            rot = torch.cat([(roma.rotvec_to_rotmat(d_orient) @ R0)[..., None, :, :], rot[..., 1:, :, :]], -3)
-            betas = betas0 + d_betas[:, None]
-            return betas, rot, self.skeleton.pose(betas, rot, roots)
-
-        def objective() -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
-            betas, _, posed = state()
-            kp = self.skeleton.keypoints(betas, posed)
-            loss = {}
-            if cfg.use_reproj:
-                loss["reproj"] = cfg.w_reproj * terms.reprojection(
-                    project(kp, data.K[:, :, None]), det, ctx["det_weight"][..., None] * seen,
-                    scale_px[..., None].expand(B, T, 2), cfg.robust, cfg.robust_scale, frames)
-            if ctx.get("align"):  # per-frame alignment to the landmarks first: no coupling between frames or hands
-                if cfg.use_limits:
-                    loss["limits"] = cfg.w_limits * terms.joint_limits(
-                        pose0 + d_pose, self.axes, self.limits[..., 0], self.limits[..., 1], vf, frames)
-                loss["prior"] = (terms.prior(d_pose, 0.0, cfg.w_pose * vf[..., None], frames)
-                                 + terms.prior(d_betas, 0.0, cfg.w_betas * T, frames))
-                return sum(loss.values()), loss
-            if cfg.use_smooth and T > 1:
-                loss["smooth"] = cfg.w_smooth * terms.smoothness(kp, link, frames)
-            if cfg.use_accel and T > 2:
-                loss["accel"] = cfg.w_accel * terms.acceleration(kp, link, frames)
-            if cfg.use_inter and ctx["contact"] is not None:
-                inside, nearest = ctx["contact"]
-                points = self.skeleton.vertices_at(betas, posed, inside)
-                partners = self.skeleton.vertices_at(betas, posed, nearest)
-                loss["inter"] = cfg.w_inter * terms.interpenetration(points, partners, cfg.alpha, frames)
-            if ctx["pairs"] is not None:
-                loss["capsules"] = cfg.w_capsules * terms.capsule_collision(kp, radii, ctx["pairs"],
-                                                                           cfg.capsule_margin, frames)
-            if cfg.use_prior:
-                loss["prior"] = (terms.prior(d_pose, 0.0, cfg.w_pose * vf[..., None], frames)
-                                 + terms.prior(d_orient, 0.0, cfg.w_orient * vf[..., None], frames)
-                                 + terms.prior(d_betas, 0.0, cfg.w_betas * T, frames)
-                                 + terms.prior(roots, roots0, root_w * vf[..., None], frames)
-                                 + terms.prior(roots[..., 1, :] - roots[..., 0, :], rel0,
-                                               cfg.w_rel * both[..., None], frames))
-            if cfg.use_limits:
-                loss["limits"] = cfg.w_limits * terms.joint_limits(
-                    pose0 + d_pose, self.axes, self.limits[..., 0], self.limits[..., 1], vf, frames)
-            return (sum(loss.values()) if loss else None), loss
-
-        def record(loss: dict[str, torch.Tensor]) -> None:
-            for name, value in loss.items():
-                losses[name] = (losses.get(name, (float(value.detach()), 0.0))[0], float(value.detach()))
-
-        def normal_matrix(posed, kp: torch.Tensor, Js: torch.Tensor) -> gauss_newton.Normal:
-            """The Gauss-Newton model of the whole objective's sum-of-squares terms at the current state (its posed
-            joints, keypoints and shape Jacobian)."""
-            with torch.no_grad():
-                J = self._jacobian(posed, kp, d_orient, pose0 + d_pose)
-                normal = gauss_newton.Normal.zeros(B, T, kp)
-                if cfg.use_reproj:
-                    gauss_newton.add_keypoint_term(normal, J, Js, self._reprojection_model(
-                        kp, det, data.K, ctx["det_weight"][..., None] * seen, scale_px, cfg, frames))
-                if cfg.use_accel and T > 2:
-                    gauss_newton.add_acceleration(normal, J, Js, cfg.w_accel * link[:, :-1] * link[:, 1:] / frames)
-                if cfg.use_prior:
-                    w = 2.0 * vf[..., None] / frames
-                    gauss_newton.add_diagonal(normal, torch.cat([
-                        (cfg.w_orient * w).expand_as(orient0), (cfg.w_pose * w).expand_as(pose0), root_w * w], -1))
-                    normal.shape += 2.0 * cfg.w_betas * T / frames * torch.eye(20, dtype=dt, device=dev)
-                    gauss_newton.add_relative(normal, cfg.w_rel * both / frames)
-                if ctx["pairs"] is not None:
-                    gauss_newton.add_capsules(normal, kp, J, Js, radii, ctx["pairs"], cfg.capsule_margin,
-                                              cfg.w_capsules / frames)
-                if cfg.use_limits:
-                    gauss_newton.add_limits(normal, pose0 + d_pose, self.axes, self.limits[..., 0],
-                                            self.limits[..., 1], cfg.w_limits * vf / frames)
-            return normal
-
-        def shape_jacobian() -> torch.Tensor:
-            """d keypoints / d shape offsets [B, T, 2, 21, 3, 10] at the current state (forward-mode AD)."""
-            with torch.no_grad():
-                _, rot, _ = state()
-                at = roots.detach()
-
-            def keypoints_of(shape: torch.Tensor) -> torch.Tensor:
-                return self.skeleton(betas0 + shape[:, None], rot, at)
-
-            basis = torch.eye(10, dtype=dt, device=dev)[:, None, None, :].expand(10, B, 2, 10)
-            columns = torch.func.vmap(lambda v: torch.func.jvp(keypoints_of, (d_betas.detach(),), (v,))[1])(basis)
-            return columns.movedim(0, -1)
-
-        def gauss_newton_phase(steps: int) -> None:
-            """``steps`` Levenberg-Marquardt iterations on the whole objective (capsule pairs looked up at each):
-            a step is taken only where the objective falls."""
-            mu = 1e-3
-            Js = shape_jacobian()
-            for _step in range(steps):
-                with torch.no_grad():
-                    betas, _, posed = state()
-                    kp = self.skeleton.keypoints(betas, posed)
-                if radii is not None:
-                    ctx["pairs"] = capsules.candidate_pairs(kp, radii, both, cfg.capsule_margin + CAPSULE_REACH)
-                total, loss = objective()
-                if total is None or not total.requires_grad:
-                    return
-                record(loss)
-                grads = torch.autograd.grad(total, params, allow_unused=True)
-                grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-                gx, gs = torch.cat(grads[:3], -1), grads[3]
-                dx, ds = gauss_newton.solve(normal_matrix(posed, kp, Js).damp(mu), gx, gs, iterations=GN_CG)
-                before = [p.detach().clone() for p in params]
-                for attempt in range(4):  # backtracking along the one solved step (a solve costs ten trials)
-                    with torch.no_grad():
-                        share = 0.5 ** attempt
-                        for p, old, step in zip(params, before, (dx[..., :3], dx[..., 3:48], dx[..., 48:], ds)):
-                            p.copy_(old - share * step)
-                        trial = objective()[0]
-                    if trial <= total:
-                        mu = max(mu / 3.0, 1e-7) if attempt == 0 else mu * 4.0 ** attempt
-                        break
-                else:  # no share of the step made it fall: at a minimum of the model
-                    with torch.no_grad():
-                        for p, old in zip(params, before):
-                            p.copy_(old)
-                    break
-
-        if cfg.use_reproj and cfg.align_steps > 0:
-            ctx["align"] = True
-            self._run_phase(dataclasses.replace(cfg, steps=cfg.align_steps), params, objective, lambda _: None,
-                            0, cfg.align_steps)
-            ctx["align"] = False
-        if cfg.gn_steps > 0:  # the whole objective, before the first-order phases that settle the contacts
-            gauss_newton_phase(cfg.gn_steps)
-        # Phases end where the inside masks are refreshed and where the residual gate looks at the fit.
-        cuts = sorted({0, cfg.steps} | {s for s in cfg.inter_refresh if 0 < s < cfg.steps}
-                      | ({cfg.steps // 2} if cfg.gate and cfg.residual_gate > 0 else set()))
-        for s0, s1 in itertools.pairwise(cuts):
-            with torch.no_grad():
-                betas, rot, posed = state()
-                kp = self.skeleton.keypoints(betas, posed)
-            if radii is not None:
-                ctx["pairs"] = capsules.candidate_pairs(kp, radii, both, cfg.capsule_margin + CAPSULE_REACH)
-            if cfg.use_inter and s0 in cfg.inter_refresh:
-                near = None
-                if ctx["pairs"] is not None:  # the frames where some capsules nearly touch
-                    near = torch.zeros(B, T, dtype=torch.bool, device=dev)
-                    near[ctx["pairs"][0], ctx["pairs"][1]] = True
-                ctx["contact"] = self._contacts(betas, rot, roots, kp, valid, near)
-            if cfg.use_reproj and s0 == cfg.steps // 2 and s0 > 0 and cfg.gate and cfg.residual_gate > 0:
-                e = ((project(kp, data.K[:, :, None]) - det) ** 2).sum(-1).sqrt() / scale_px[..., None, None]
-                e = torch.where(seen > 0, e, torch.nan)
-                bad = (e.nanmedian(-1).values > cfg.residual_gate) & (ctx["det_weight"] > 0)
-                if bad.any():
-                    gate[bad.cpu().numpy()] = RESIDUAL
-                    ctx["det_weight"] = ctx["det_weight"] * (~bad).to(dt)
-            self._run_phase(cfg, params, objective, record, s0, s1)
-        if cfg.steps == 0 or not losses:
-            with torch.no_grad():
-                record(objective()[1])
-
-        with torch.no_grad():
-            betas, rot, posed = state()
-            kp = self.skeleton.keypoints(betas, posed)
-            orient = roma.rotmat_to_rotvec(rot[..., 0, :, :])
-            pose = (pose0 + d_pose)
-            keep = valid[..., None]
-            nan = torch.tensor(float("nan"), dtype=dt, device=dev)
-            out = RefineResult(
-                betas=torch.where(keep, betas, nan), global_orient=torch.where(keep, orient, nan),
-                hand_pose=torch.where(keep, pose, nan), roots=torch.where(keep, roots, nan),
-                transl=torch.where(keep, self.skeleton.transl(betas, roots), nan),
-                keypoints=torch.where(keep[..., None], kp, nan),
-                keypoints2d=torch.where(keep[..., None], project(kp, data.K[:, :, None]), nan),
-                gate=gate, losses=losses, seconds=0.0)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+        self._module_to(data.betas.device, data.betas.dtype)
+        fit = _Fit(self, data)
+        fit.align()
+        fit.gauss_newton(self.config.gn_steps)
+        fit.settle()
+        out = fit.result()
+        if data.betas.device.type == "cuda":
+            torch.cuda.synchronize(data.betas.device)
         out.seconds = time.perf_counter() - start
         return out
 
@@ -475,3 +263,278 @@ class Refiner:
             at = (b[f], t[f])
             return (self.skeleton.vertex_set(at, h, v, betas.dtype),
                     self.skeleton.vertex_set(at, 1 - h, partner, betas.dtype))
+
+
+class _Fit:
+    """One refinement in progress: the start (the network's hands, the gated landmarks), the offsets being
+    fitted, and what the phases look up as they go (contacts, capsule pairs, the landmarks' weights).
+
+    Why a class: the objective, its Gauss-Newton model and the phases all read the same state; as attributes it
+    is named where closures over a shared dictionary were not."""
+
+    def __init__(self, refiner: Refiner, data: RefineInput) -> None:
+        self.refiner, self.cfg, self.data = refiner, refiner.config, data
+        cfg = self.cfg
+        self.dev, self.dt = data.betas.device, data.betas.dtype
+        self.B, self.T = data.betas.shape[:2]
+        self.valid = data.valid
+        self.vf = self.valid.to(self.dt)
+        self.frames = max(int(self.valid.any(-1).sum()), 1)
+        self.link = (data.link[..., None] & self.valid[:, 1:] & self.valid[:, :-1]).to(self.dt)   # [B, T-1, 2]
+        self.both = self.valid.all(-1).to(self.dt)
+        self._start_values()
+        self.gate = self._gate()
+        score = torch.nan_to_num(data.det_score).clamp(0, 1)
+        self.det_weight = torch.as_tensor(self.gate == USED, device=self.dev).to(self.dt) * score      # [B, T, 2]
+        self.seen = torch.isfinite(data.det_keypoints2d).all(-1).to(self.dt)                            # [B, T, 2, 21]
+        if cfg.use_reproj and cfg.rigid_init:
+            self.orient0, self.roots0, self.rel0 = refiner._rigid_start(
+                data, self.gate == USED, self.betas0, self.orient0, self.pose0, self.roots0, self.rel0, self.scale_px)
+            self.R0 = roma.rotvec_to_rotmat(self.orient0)
+        self.d_orient = torch.zeros_like(self.orient0, requires_grad=True)
+        self.d_pose = torch.zeros_like(self.pose0, requires_grad=True)
+        self.d_betas = torch.zeros(self.B, 2, 10, dtype=self.dt, device=self.dev, requires_grad=True)
+        self.roots = self.roots0.clone().requires_grad_(True)
+        self.params = [self.d_orient, self.d_pose, self.roots, self.d_betas]
+        self.root_w = self.roots0.new_tensor([cfg.w_root_xy, cfg.w_root_xy, cfg.w_root_z])
+        self.radii = refiner._radii(self.betas0, self.valid) if cfg.use_capsules and bool(self.both.any()) else None
+        self.contact = None          # (inside vertices, their partners) at the last refresh
+        self.pairs = None            # capsule pairs near contact at the last look
+        self.aligning = False        # the per-frame alignment's objective
+        self.losses: dict[str, tuple[float, float]] = {}
+
+    def _start_values(self) -> None:
+        """The network's hands as the start; unreconstructed hands hold NaN in a result file, and any finite
+        value keeps NaN out of the gradients."""
+        data = self.data
+        self.betas0 = torch.nan_to_num(data.betas)
+        self.orient0 = torch.nan_to_num(data.global_orient)
+        self.pose0 = torch.nan_to_num(data.hand_pose)
+        roots0 = torch.where(self.valid[..., None], data.roots, data.roots.new_tensor([0.0, 0.0, 0.5]))
+        self.roots0 = torch.nan_to_num(roots0, nan=0.5)
+        self.rel0 = torch.nan_to_num(data.rel_transl)
+        self.R0 = roma.rotvec_to_rotmat(self.orient0)
+        self.det = torch.nan_to_num(data.det_keypoints2d)
+        self.scale_px = torch.nan_to_num(data.scale_px, nan=1.0).clamp_min(1.0)
+
+    def _gate(self) -> np.ndarray:
+        """[B, T, 2] why each hand's landmarks are fitted or not (``gating``)."""
+        cfg, data = self.cfg, self.data
+        if not cfg.use_reproj:
+            return np.full((self.B, self.T, 2), 1, np.int8)
+        skeleton = self.refiner.skeleton
+        with torch.no_grad():
+            pred_px = project(skeleton(self.betas0, rotmats_of(self.orient0, self.pose0), self.roots0),
+                              data.K[:, :, None])
+        gate = gate_detections(
+            data.det_keypoints2d.detach().cpu().double().numpy(), data.det_score.detach().cpu().numpy(),
+            pred_px.cpu().double().numpy(), self.valid.cpu().numpy(), data.link.cpu().numpy(),
+            min_score=cfg.min_score, swap_margin=cfg.swap_margin, blob_ratio=cfg.blob_ratio,
+            max_shift=cfg.max_shift, track_frames=cfg.track_frames)
+        if not cfg.gate:  # keep only the confidence test
+            gate = np.where(gate == 1, 1, USED).astype(np.int8)
+        return gate
+
+    def state(self) -> tuple[torch.Tensor, torch.Tensor, object]:
+        """(betas [B, T, 2, 10], rotations [B, T, 2, 16, 3, 3], the posed skeleton) at the current offsets."""
+        rot = rotmats_of(self.orient0, self.pose0 + self.d_pose)
+        rot = torch.cat([(roma.rotvec_to_rotmat(self.d_orient) @ self.R0)[..., None, :, :], rot[..., 1:, :, :]], -3)
+        betas = self.betas0 + self.d_betas[:, None]
+        return betas, rot, self.refiner.skeleton.pose(betas, rot, self.roots)
+
+    def keypoints(self) -> tuple[torch.Tensor, torch.Tensor, object, torch.Tensor]:
+        """(betas, rotations, posed skeleton, keypoints [B, T, 2, 21, 3]) at the current offsets, no gradients."""
+        with torch.no_grad():
+            betas, rot, posed = self.state()
+            return betas, rot, posed, self.refiner.skeleton.keypoints(betas, posed)
+
+    def objective(self) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+        """The weighted terms by name and their sum (None when no term applies)."""
+        cfg, r, frames = self.cfg, self.refiner, self.frames
+        betas, _, posed = self.state()
+        kp = r.skeleton.keypoints(betas, posed)
+        loss = {}
+        if cfg.use_reproj:
+            loss["reproj"] = cfg.w_reproj * terms.reprojection(
+                project(kp, self.data.K[:, :, None]), self.det, self.det_weight[..., None] * self.seen,
+                self.scale_px[..., None].expand(self.B, self.T, 2), cfg.robust, cfg.robust_scale, frames)
+        limits = None
+        if cfg.use_limits:
+            limits = cfg.w_limits * terms.joint_limits(self.pose0 + self.d_pose, r.axes, r.limits[..., 0],
+                                                       r.limits[..., 1], self.vf, frames)
+        if self.aligning:  # per-frame alignment to the landmarks first: no coupling between frames or hands
+            if limits is not None:
+                loss["limits"] = limits
+            loss["prior"] = (terms.prior(self.d_pose, 0.0, cfg.w_pose * self.vf[..., None], frames)
+                             + terms.prior(self.d_betas, 0.0, cfg.w_betas * self.T, frames))
+            return sum(loss.values()), loss
+        if cfg.use_smooth and self.T > 1:
+            loss["smooth"] = cfg.w_smooth * terms.smoothness(kp, self.link, frames)
+        if cfg.use_accel and self.T > 2:
+            loss["accel"] = cfg.w_accel * terms.acceleration(kp, self.link, frames)
+        if cfg.use_inter and self.contact is not None:
+            inside, nearest = self.contact
+            points = r.skeleton.vertices_at(betas, posed, inside)
+            partners = r.skeleton.vertices_at(betas, posed, nearest)
+            loss["inter"] = cfg.w_inter * terms.interpenetration(points, partners, cfg.alpha, frames)
+        if self.pairs is not None:
+            loss["capsules"] = cfg.w_capsules * terms.capsule_collision(kp, self.radii, self.pairs,
+                                                                       cfg.capsule_margin, frames)
+        if cfg.use_prior:
+            vf = self.vf[..., None]
+            loss["prior"] = (terms.prior(self.d_pose, 0.0, cfg.w_pose * vf, frames)
+                             + terms.prior(self.d_orient, 0.0, cfg.w_orient * vf, frames)
+                             + terms.prior(self.d_betas, 0.0, cfg.w_betas * self.T, frames)
+                             + terms.prior(self.roots, self.roots0, self.root_w * vf, frames)
+                             + terms.prior(self.roots[..., 1, :] - self.roots[..., 0, :], self.rel0,
+                                           cfg.w_rel * self.both[..., None], frames))
+        if limits is not None:
+            loss["limits"] = limits
+        return (sum(loss.values()) if loss else None), loss
+
+    def record(self, loss: dict[str, torch.Tensor]) -> None:
+        """Keep each term's first and latest value."""
+        for name, value in loss.items():
+            self.losses[name] = (self.losses.get(name, (float(value.detach()), 0.0))[0], float(value.detach()))
+
+    def look_for_capsule_pairs(self, kp: torch.Tensor) -> None:
+        if self.radii is not None:
+            self.pairs = capsules.candidate_pairs(kp, self.radii, self.both, self.cfg.capsule_margin + CAPSULE_REACH)
+
+    # -- the phases ---------------------------------------------------------------------------------------------
+
+    def align(self) -> None:
+        """Each frame's hands aligned to their landmarks alone (``align_steps``), before anything couples them."""
+        cfg = self.cfg
+        if not (cfg.use_reproj and cfg.align_steps > 0):
+            return
+        self.aligning = True
+        Refiner._run_phase(dataclasses.replace(cfg, steps=cfg.align_steps), self.params, self.objective,
+                           lambda _: None, 0, cfg.align_steps)
+        self.aligning = False
+
+    def gauss_newton(self, steps: int) -> None:
+        """``steps`` Levenberg-Marquardt iterations on the whole objective (capsule pairs looked up at each): a
+        step is taken only where the objective falls."""
+        if steps <= 0:
+            return
+        mu = 1e-3
+        Js = self.shape_jacobian()
+        for _step in range(steps):
+            _, _, posed, kp = self.keypoints()
+            self.look_for_capsule_pairs(kp)
+            total, loss = self.objective()
+            if total is None or not total.requires_grad:
+                return
+            self.record(loss)
+            grads = torch.autograd.grad(total, self.params, allow_unused=True)
+            grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)]
+            gx, gs = torch.cat(grads[:3], -1), grads[3]
+            dx, ds = gauss_newton.solve(self.normal_matrix(posed, kp, Js).damp(mu), gx, gs, iterations=GN_CG)
+            before = [p.detach().clone() for p in self.params]
+            for attempt in range(4):  # backtracking along the one solved step (a solve costs ten trials)
+                with torch.no_grad():
+                    share = 0.5 ** attempt
+                    for p, old, step in zip(self.params, before, (dx[..., :3], dx[..., 3:48], dx[..., 48:], ds)):
+                        p.copy_(old - share * step)
+                    trial = self.objective()[0]
+                if trial <= total:
+                    mu = max(mu / 3.0, 1e-7) if attempt == 0 else mu * 4.0 ** attempt
+                    break
+            else:  # no share of the step made it fall: at a minimum of the model
+                with torch.no_grad():
+                    for p, old in zip(self.params, before):
+                        p.copy_(old)
+                return
+
+    def settle(self) -> None:
+        """The first-order phases (``steps``) with the contacts. Phases end where the inside masks are refreshed
+        and where the residual gate looks at the fit."""
+        cfg = self.cfg
+        residual_gate = cfg.gate and cfg.residual_gate > 0
+        cuts = sorted({0, cfg.steps} | {s for s in cfg.inter_refresh if 0 < s < cfg.steps}
+                      | ({cfg.steps // 2} if residual_gate else set()))
+        for s0, s1 in itertools.pairwise(cuts):
+            betas, rot, _, kp = self.keypoints()
+            self.look_for_capsule_pairs(kp)
+            if cfg.use_inter and s0 in cfg.inter_refresh:
+                near = None
+                if self.pairs is not None:  # the frames where some capsules nearly touch
+                    near = torch.zeros(self.B, self.T, dtype=torch.bool, device=self.dev)
+                    near[self.pairs[0], self.pairs[1]] = True
+                self.contact = self.refiner._contacts(betas, rot, self.roots, kp, self.valid, near)
+            if cfg.use_reproj and s0 == cfg.steps // 2 and s0 > 0 and residual_gate:
+                self.drop_far_landmarks(kp)
+            Refiner._run_phase(cfg, self.params, self.objective, self.record, s0, s1)
+        if cfg.steps == 0 or not self.losses:
+            with torch.no_grad():
+                self.record(self.objective()[1])
+
+    def drop_far_landmarks(self, kp: torch.Tensor) -> None:
+        """The residual gate: a hand whose landmarks the fit still misses by more than ``residual_gate`` crops
+        (median) halfway through is no longer fitted to them (``gating.RESIDUAL``)."""
+        e = ((project(kp, self.data.K[:, :, None]) - self.det) ** 2).sum(-1).sqrt() / self.scale_px[..., None, None]
+        e = torch.where(self.seen > 0, e, torch.nan)
+        bad = (e.nanmedian(-1).values > self.cfg.residual_gate) & (self.det_weight > 0)
+        if bad.any():
+            self.gate[bad.cpu().numpy()] = RESIDUAL
+            self.det_weight = self.det_weight * (~bad).to(self.dt)
+
+    # -- the Gauss-Newton model ---------------------------------------------------------------------------------
+
+    def normal_matrix(self, posed, kp: torch.Tensor, Js: torch.Tensor) -> gauss_newton.Normal:
+        """The Gauss-Newton model of the whole objective's sum-of-squares terms at the current state (its posed
+        joints, keypoints and shape Jacobian)."""
+        cfg, r, frames, dt, dev = self.cfg, self.refiner, self.frames, self.dt, self.dev
+        with torch.no_grad():
+            J = r._jacobian(posed, kp, self.d_orient, self.pose0 + self.d_pose)
+            normal = gauss_newton.Normal.zeros(self.B, self.T, kp)
+            if cfg.use_reproj:
+                gauss_newton.add_keypoint_term(normal, J, Js, r._reprojection_model(
+                    kp, self.det, self.data.K, self.det_weight[..., None] * self.seen, self.scale_px, cfg, frames))
+            if cfg.use_accel and self.T > 2:
+                link = self.link
+                gauss_newton.add_acceleration(normal, J, Js, cfg.w_accel * link[:, :-1] * link[:, 1:] / frames)
+            if cfg.use_prior:
+                w = 2.0 * self.vf[..., None] / frames
+                gauss_newton.add_diagonal(normal, torch.cat([
+                    (cfg.w_orient * w).expand_as(self.orient0), (cfg.w_pose * w).expand_as(self.pose0),
+                    self.root_w * w], -1))
+                normal.shape += 2.0 * cfg.w_betas * self.T / frames * torch.eye(20, dtype=dt, device=dev)
+                gauss_newton.add_relative(normal, cfg.w_rel * self.both / frames)
+            if self.pairs is not None:
+                gauss_newton.add_capsules(normal, kp, J, Js, self.radii, self.pairs, cfg.capsule_margin,
+                                          cfg.w_capsules / frames)
+            if cfg.use_limits:
+                gauss_newton.add_limits(normal, self.pose0 + self.d_pose, r.axes, r.limits[..., 0],
+                                        r.limits[..., 1], cfg.w_limits * self.vf / frames)
+        return normal
+
+    def shape_jacobian(self) -> torch.Tensor:
+        """d keypoints / d shape offsets [B, T, 2, 21, 3, 10] at the current state (forward-mode AD)."""
+        with torch.no_grad():
+            _, rot, _ = self.state()
+            at = self.roots.detach()
+
+        def keypoints_of(shape: torch.Tensor) -> torch.Tensor:
+            return self.refiner.skeleton(self.betas0 + shape[:, None], rot, at)
+
+        basis = torch.eye(10, dtype=self.dt, device=self.dev)[:, None, None, :].expand(10, self.B, 2, 10)
+        columns = torch.func.vmap(lambda v: torch.func.jvp(keypoints_of, (self.d_betas.detach(),), (v,))[1])(basis)
+        return columns.movedim(0, -1)
+
+    def result(self) -> RefineResult:
+        """The refined hands; NaN where a hand was not refined."""
+        skeleton, K = self.refiner.skeleton, self.data.K[:, :, None]
+        with torch.no_grad():
+            betas, rot, _, kp = self.keypoints()
+            orient = roma.rotmat_to_rotvec(rot[..., 0, :, :])
+            keep = self.valid[..., None]
+            nan = torch.tensor(float("nan"), dtype=self.dt, device=self.dev)
+            return RefineResult(
+                betas=torch.where(keep, betas, nan), global_orient=torch.where(keep, orient, nan),
+                hand_pose=torch.where(keep, self.pose0 + self.d_pose, nan), roots=torch.where(keep, self.roots, nan),
+                transl=torch.where(keep, skeleton.transl(betas, self.roots), nan),
+                keypoints=torch.where(keep[..., None], kp, nan),
+                keypoints2d=torch.where(keep[..., None], project(kp, K), nan),
+                gate=self.gate, losses=self.losses, seconds=0.0)
