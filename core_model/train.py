@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import shutil
 import signal
 import sys
@@ -128,208 +127,279 @@ def _precision(config: TrainConfig, device: torch.device) -> torch.dtype | None:
 
 
 def _train(config: TrainConfig, resume, processes: distributed.Processes, stop: _StopRequest) -> TrainResult:
-    from core_model.geometry.interpenetration import HandMeshes
-    from core_model.handmodel.registry import load_hand_model
-    from core_model.network.checkpoint import load_weights
-    from core_model.network.stcnet import STCNet
+    session = _Session(config, resume, processes)
+    if session.progress.step >= session.total_steps:
+        if session.main:
+            log.info("nothing to do: %s is at step %d of %d", session.resume_path, session.progress.step,
+                     session.total_steps)
+        return TrainResult("finished", session.progress.step, session.total_steps, session.resume_path,
+                           session.run_dir, session.main)
+    return session.run(stop)
 
-    began = time.perf_counter()
-    run_dir = Path(config.out)
-    main = processes.is_main
-    device = processes.device
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
 
-    # Rank 0 alone looks at the disk (other nodes need not share it) and tells the others.
-    resume_path = distributed.from_main(_resume_path(run_dir, resume) if main else None, processes)
+class _Session:
+    """One invocation of ``interhand train``: the model, data and optimiser built (and restored on resume), then
+    the loop of steps with its logging, validation, checkpoints and time budget.
 
-    torch.manual_seed(config.seed)
-    hand_model = load_hand_model(config.hand_model)
-    net_config = config.network_config()
-    model = STCNet(net_config, hand_model, imagenet_weights=None if resume_path else config.imagenet_weights)
-    if config.init_checkpoint and not resume_path:
-        load_weights(model, config.init_checkpoint)
-    model.encoder.freeze(config.freeze_stride)
-    objective = config.effective_objective()
-    injected = objective.gt_rel_transl
-    guided = net_config.landmarks
+    Built in the order the parts depend on each other: the model before its encoder's cache, the data before the
+    steps per epoch, the optimiser on the parameters' device before its state is restored."""
 
-    cached = config.feature_cache is not None
-    dataset = training_windows(config, hand_model)
-    items: torch.utils.data.Dataset = dataset
-    collate = collate_windows
-    if cached:
-        # Rank 0 builds the file; the others then find it (a shared disk) or build their own.
-        if main:
-            features = load_or_build(config.feature_cache, model.encoder.to(device), dataset, device)
-        distributed.barrier(processes)
-        if not main:
-            features = load_or_build(config.feature_cache, model.encoder.to(device), dataset, device)
-        items, collate = CachedWindows(dataset, *features), collate_cached
-        if main and config.augment:
-            log.info("feature cache: image augmentation is off (the cached features are the centred crops'); "
-                     "the simulated detector's landmarks are drawn afresh every step")
-    sampler = EpochSampler(dataset, processes.world_size, processes.rank, config.seed)
-    steps_per_epoch = len(sampler.base) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"batch_size: {config.batch_size} windows per step, but each of the {processes.world_size} "
-                         f"process(es) gets only {len(sampler.base)} of the {len(dataset)} windows; use a smaller "
-                         "--batch or more data")
-    total_steps = config.steps or config.epochs * steps_per_epoch
-    decay_steps = config.lr_step_steps or max(1, round(config.lr_step_epochs * steps_per_epoch))
+    def __init__(self, config: TrainConfig, resume, processes: distributed.Processes) -> None:
+        self.began = time.perf_counter()
+        self.config, self.processes = config, processes
+        self.run_dir = Path(config.out)
+        self.main = processes.is_main
+        self.device = processes.device
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Rank 0 alone looks at the disk (other nodes need not share it) and tells the others.
+        self.resume_path = distributed.from_main(_resume_path(self.run_dir, resume) if self.main else None,
+                                                 processes)
+        torch.manual_seed(config.seed)
+        self._build_model()
+        self._build_data()
+        self._build_optimiser()
+        if self.resume_path:
+            self._restore()
+        if self.main:
+            self._describe()
 
-    model.to(device)  # before the optimiser: its state is created on (and loaded to) the parameters' device
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: config.lr_decay ** (step // decay_steps))
-    progress = Progress(step=0, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                        world_size=processes.world_size)
+    def _build_model(self) -> None:
+        from core_model.handmodel.registry import load_hand_model
+        from core_model.network.checkpoint import load_weights
+        from core_model.network.stcnet import STCNet
 
-    if resume_path:
+        config = self.config
+        self.hand_model = load_hand_model(config.hand_model)
+        self.net_config = config.network_config()
+        self.model = STCNet(self.net_config, self.hand_model,
+                            imagenet_weights=None if self.resume_path else config.imagenet_weights)
+        if config.init_checkpoint and not self.resume_path:
+            load_weights(self.model, config.init_checkpoint)
+        self.model.encoder.freeze(config.freeze_stride)
+        self.objective = config.effective_objective()
+        self.injected = self.objective.gt_rel_transl
+
+    def _build_data(self) -> None:
+        """The windows, read as images or as cached encoder features; the sampler and the step counts."""
+        config, processes, main = self.config, self.processes, self.main
+        self.cached = config.feature_cache is not None
+        self.dataset = training_windows(config, self.hand_model)
+        self.items: torch.utils.data.Dataset = self.dataset
+        self.collate = collate_windows
+        if self.cached:
+            encoder = self.model.encoder.to(self.device)
+            # Rank 0 builds the file; the others then find it (a shared disk) or build their own.
+            if main:
+                features = load_or_build(config.feature_cache, encoder, self.dataset, self.device)
+            distributed.barrier(processes)
+            if not main:
+                features = load_or_build(config.feature_cache, encoder, self.dataset, self.device)
+            self.items, self.collate = CachedWindows(self.dataset, *features), collate_cached
+            if main and config.augment:
+                log.info("feature cache: image augmentation is off (the cached features are the centred crops'); "
+                         "the simulated detector's landmarks are drawn afresh every step")
+        self.sampler = EpochSampler(self.dataset, processes.world_size, processes.rank, config.seed)
+        self.steps_per_epoch = len(self.sampler.base) // config.batch_size
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"batch_size: {config.batch_size} windows per step, but each of the "
+                             f"{processes.world_size} process(es) gets only {len(self.sampler.base)} of the "
+                             f"{len(self.dataset)} windows; use a smaller --batch or more data")
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+        self.decay_steps = config.lr_step_steps or max(1, round(config.lr_step_epochs * self.steps_per_epoch))
+
+    def _build_optimiser(self) -> None:
+        config = self.config
+        self.model.to(self.device)  # before the optimiser: its state is created on (and loaded to) that device
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, betas=config.adam_betas,
+                                          weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: config.lr_decay ** (step // self.decay_steps))
+        self.progress = Progress(step=0, steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+                                 world_size=self.processes.world_size)
+
+    def _restore(self) -> None:
+        """Weights, optimiser, schedule and position from the checkpoint being resumed (read by rank 0)."""
+        from core_model.network.checkpoint import load_weights
+
         state = None
-        if main:
-            load_weights(model, resume_path)  # refuses another architecture or hand model, naming the difference
-            state = read_training_state(resume_path)
-            _warn_changes(state.config, config.to_dict(), resume_path)
-        state = distributed.from_main(state, processes)
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
-        progress = dataclasses.replace(state.progress, steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                                       finished=state.progress.step >= total_steps, world_size=processes.world_size)
-        if state.progress.steps_per_epoch != steps_per_epoch and main:
+        if self.main:
+            load_weights(self.model, self.resume_path)  # refuses another architecture or hand model, naming it
+            state = read_training_state(self.resume_path)
+            _warn_changes(state.config, self.config.to_dict(), self.resume_path)
+        state = distributed.from_main(state, self.processes)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        self.progress = dataclasses.replace(state.progress, steps_per_epoch=self.steps_per_epoch,
+                                            total_steps=self.total_steps,
+                                            finished=state.progress.step >= self.total_steps,
+                                            world_size=self.processes.world_size)
+        if state.progress.steps_per_epoch != self.steps_per_epoch and self.main:
             log.warning("resume: %d steps per epoch now, %d when saved (data, batch or process count changed); "
-                        "the epoch position is recomputed from the step", steps_per_epoch,
+                        "the epoch position is recomputed from the step", self.steps_per_epoch,
                         state.progress.steps_per_epoch)
-        if main:
-            log.info("resumed from %s at step %d of %d", resume_path, progress.step, total_steps)
+        if self.main:
+            log.info("resumed from %s at step %d of %d", self.resume_path, self.progress.step, self.total_steps)
 
-    if main:
-        _write_json(run_dir / "config.json", {"train": config.to_dict(), "network": net_config.to_dict(),
-                                              "hand_model": hand_model.name, "world_size": processes.world_size,
-                                              "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-                                              "lr_decay_steps": decay_steps, "windows": len(dataset)})
+    def _describe(self) -> None:
+        """config.json in the run folder and one log line of what is being trained."""
+        config, net, dataset = self.config, self.net_config, self.dataset
+        _write_json(self.run_dir / "config.json", {
+            "train": config.to_dict(), "network": net.to_dict(), "hand_model": self.hand_model.name,
+            "world_size": self.processes.world_size, "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps, "lr_decay_steps": self.decay_steps, "windows": len(dataset)})
         log.info("training %s (%s, input %d, T=%d) on %d windows of %d sequences: %d steps/epoch, %d steps, "
-                 "lr x%g every %d steps, %d process(es) on %s", config.run_name, net_config.preset,
-                 net_config.input_size, net_config.frames, len(dataset), len(dataset.sequences), steps_per_epoch,
-                 total_steps, config.lr_decay, decay_steps, processes.world_size, device)
-    if progress.step >= total_steps:
-        if main:
-            log.info("nothing to do: %s is at step %d of %d", resume_path, progress.step, total_steps)
-        return TrainResult("finished", progress.step, total_steps, resume_path, run_dir, main)
+                 "lr x%g every %d steps, %d process(es) on %s", config.run_name, net.preset, net.input_size,
+                 net.frames, len(dataset), len(dataset.sequences), self.steps_per_epoch, self.total_steps,
+                 config.lr_decay, self.decay_steps, self.processes.world_size, self.device)
 
-    net: torch.nn.Module = model
-    if processes.distributed:
-        # All parameters get gradients unless a head is left out of the objective (camera without the 2D loss).
-        unused = not objective.use_reproj or (injected and not objective.use_rel)
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
-    loader = DataLoader(SeededWindows(items, config.seed), batch_size=config.batch_size, sampler=sampler,
-                        num_workers=config.workers, collate_fn=collate, drop_last=True,
-                        pin_memory=device.type == "cuda", persistent_workers=config.workers > 0)
-    meshes = HandMeshes.from_model(hand_model) if objective.losses.use_inter else None
-    autocast_dtype = _precision(config, device)
-    validation = _Validation(config, hand_model, net_config, device) if main and config.val_every else None
+    # -- the loop -----------------------------------------------------------------------------------------------
 
-    runlog = RunLog(run_dir, tensorboard=config.tensorboard, purge_step=progress.step or None) if main else None
-    bar = ProgressBar(total_steps, start=progress.step, every=config.log_every) if main else None
-    sums: dict[str, float] = defaultdict(float)
-    # Per logging interval: wall and CPU seconds of this process (CPU time shows the cost on a shared machine).
-    window_steps, window_began, window_cpu = 0, time.perf_counter(), time.process_time()
-    step_times: list[float] = []
-    save_seconds = val_seconds = 0.0
-    status, last_saved = "finished", None
-    session_began = time.perf_counter()  # steps per minute of this invocation, for the closing line
-    budget = config.max_minutes * 60 if config.max_minutes else math.inf
+    def run(self, stop: _StopRequest) -> TrainResult:
+        """Steps until the last, a stop request or the time budget; a checkpoint at each of those."""
+        from core_model.geometry.interpenetration import HandMeshes
 
-    elapsed_before = progress.elapsed_s
-
-    def save(path: Path) -> Path:
-        nonlocal save_seconds
-        t0 = time.perf_counter()
-        progress.elapsed_s = elapsed_before + t0 - began
-        out = save_training_checkpoint(path, model, optimizer, scheduler, progress, config.to_dict())
-        save_seconds = max(save_seconds, time.perf_counter() - t0)
-        return out
-
-    net.train()
-    try:
-        while progress.step < total_steps and status == "finished":
-            epoch = progress.step // steps_per_epoch
-            sampler.set_epoch(epoch, skip=(progress.step % steps_per_epoch) * config.batch_size)
-            for batch in loader:
-                t0 = time.perf_counter()
-                torch.manual_seed(step_seed(config.seed, processes.rank, progress.step))
-                window, features = batch if cached else (batch, None)
-                window = window.to(device)
-                if features is not None:
-                    features = tuple(f.to(device) for f in features)
-                rel = gt_rel_transl(window) if injected else None
-                with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                    enabled=autocast_dtype is not None):
-                    output = net(None if cached else window.images, rel_transl=rel,
-                                 landmarks=window.landmarks if guided else None, features=features)
-                loss = batch_loss(output, window, objective, meshes, injected)
-                if not torch.isfinite(loss.total):
-                    raise FloatingPointError(f"loss: not finite at step {progress.step} ({loss.as_floats()})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.total.backward()
-                if config.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                progress.step += 1
-                step_times.append(time.perf_counter() - t0)
-                floats = loss.as_floats()
-                for k, v in floats.items():
-                    sums[k] += v
-                window_steps += 1
-                step = progress.step
-
-                if step % config.log_every == 0 or step == total_steps:
-                    means = distributed.mean_over_processes({k: v / window_steps for k, v in sums.items()},
-                                                            processes)
-                    seconds = (time.perf_counter() - window_began) / window_steps
-                    cpu_seconds = (time.process_time() - window_cpu) / window_steps
+        config, progress, main = self.config, self.progress, self.main
+        self.net = self._parallel()
+        loader = DataLoader(SeededWindows(self.items, config.seed), batch_size=config.batch_size,
+                            sampler=self.sampler, num_workers=config.workers, collate_fn=self.collate,
+                            drop_last=True, pin_memory=self.device.type == "cuda",
+                            persistent_workers=config.workers > 0)
+        self.meshes = HandMeshes.from_model(self.hand_model) if self.objective.losses.use_inter else None
+        self.autocast_dtype = _precision(config, self.device)
+        validation = _Validation(config, self.hand_model, self.net_config, self.device) \
+            if main and config.val_every else None
+        self.runlog = RunLog(self.run_dir, tensorboard=config.tensorboard,
+                             purge_step=progress.step or None) if main else None
+        bar = ProgressBar(self.total_steps, start=progress.step, every=config.log_every) if main else None
+        self.sums: dict[str, float] = defaultdict(float)
+        self._open_log_interval()
+        self.step_times: list[float] = []
+        self.save_seconds = self.val_seconds = 0.0
+        self.elapsed_before = progress.elapsed_s
+        status, last_saved = "finished", None
+        session_began = time.perf_counter()  # steps per minute of this invocation, for the closing line
+        self.net.train()
+        try:
+            while progress.step < self.total_steps and status == "finished":
+                self.sampler.set_epoch(progress.step // self.steps_per_epoch,
+                                       skip=(progress.step % self.steps_per_epoch) * config.batch_size)
+                for batch in loader:
+                    floats = self._step(batch)
+                    step = progress.step
+                    self._log(step)
                     if main:
-                        frames = config.batch_size * config.frames * processes.world_size
-                        runlog.record(step, "train", means, epoch=step / steps_per_epoch,
-                                      lr=optimizer.param_groups[0]["lr"], s_per_step=seconds,
-                                      cpu_s_per_step=cpu_seconds, frames_per_s=frames / seconds)
-                    sums.clear()
-                    window_steps, window_began, window_cpu = 0, time.perf_counter(), time.process_time()
-                if main:
-                    bar.update(step, f"ep {step / steps_per_epoch:.2f} loss {floats['total']:.2f} "
-                                     f"err {floats['joint_err_mm']:.1f} mm")
-                if validation is not None and step % config.val_every == 0:
-                    t_val = time.perf_counter()
-                    runlog.record(step, "val", validation.run(model))
-                    val_seconds = time.perf_counter() - t_val
-                    window_began, window_cpu = time.perf_counter(), time.process_time()
-
-                recent = sorted(step_times[-20:])[len(step_times[-20:]) // 2]
-                upcoming = val_seconds if config.val_every and (step + 1) % config.val_every == 0 else 0.0
-                over_budget = (time.perf_counter() - began) + 1.5 * recent + save_seconds + upcoming > budget
-                halt = distributed.any_true(stop.requested or over_budget, processes)
-                progress.finished = step >= total_steps
-                if halt and not progress.finished:
-                    status = "interrupted" if stop.requested else "time budget"
-                if main and (step % config.checkpoint_every == 0 or halt or progress.finished):
-                    last_saved = save(run_dir / LAST)
-                    if config.keep_every and step % config.keep_every == 0:
-                        shutil.copyfile(last_saved, run_dir / f"step_{step:08d}.pt")
-                if halt or progress.finished:
-                    break
+                        bar.update(step, f"ep {step / self.steps_per_epoch:.2f} loss {floats['total']:.2f} "
+                                         f"err {floats['joint_err_mm']:.1f} mm")
+                    if validation is not None and step % config.val_every == 0:
+                        self._validate(validation, step)
+                    halt = distributed.any_true(stop.requested or self._over_budget(step), self.processes)
+                    progress.finished = step >= self.total_steps
+                    if halt and not progress.finished:
+                        status = "interrupted" if stop.requested else "time budget"
+                    if main and (step % config.checkpoint_every == 0 or halt or progress.finished):
+                        last_saved = self._save(self.run_dir / LAST)
+                        if config.keep_every and step % config.keep_every == 0:
+                            shutil.copyfile(last_saved, self.run_dir / f"step_{step:08d}.pt")
+                    if halt or progress.finished:
+                        break
+            if main:
+                bar.close()
+        finally:
+            if self.runlog is not None:
+                self.runlog.close()
+        distributed.barrier(self.processes)
         if main:
-            bar.close()
-    finally:
-        if runlog is not None:
-            runlog.close()
-    distributed.barrier(processes)
-    if main:
-        done = progress.step
-        log.info("%s at step %d of %d (%.1f steps/min this session); checkpoint %s", status, done, total_steps,
-                 60 * len(step_times) / max(time.perf_counter() - session_began, 1e-9), last_saved)
-    return TrainResult(status, progress.step, total_steps, last_saved, run_dir, main)
+            log.info("%s at step %d of %d (%.1f steps/min this session); checkpoint %s", status, progress.step,
+                     self.total_steps, 60 * len(self.step_times) / max(time.perf_counter() - session_began, 1e-9),
+                     last_saved)
+        return TrainResult(status, progress.step, self.total_steps, last_saved, self.run_dir, main)
+
+    def _parallel(self) -> torch.nn.Module:
+        """The model, wrapped for DistributedDataParallel when there are several processes."""
+        if not self.processes.distributed:
+            return self.model
+        # All parameters get gradients unless a head is left out of the objective (camera without the 2D loss).
+        unused = not self.objective.use_reproj or (self.injected and not self.objective.use_rel)
+        device = self.device
+        return torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+
+    def _step(self, batch) -> dict[str, float]:
+        """One optimiser step on ``batch``; its losses as floats."""
+        config, device, progress = self.config, self.device, self.progress
+        t0 = time.perf_counter()
+        torch.manual_seed(step_seed(config.seed, self.processes.rank, progress.step))
+        window, features = batch if self.cached else (batch, None)
+        window = window.to(device)
+        if features is not None:
+            features = tuple(f.to(device) for f in features)
+        rel = gt_rel_transl(window) if self.injected else None
+        with torch.autocast(device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            output = self.net(None if self.cached else window.images, rel_transl=rel,
+                              landmarks=window.landmarks if self.net_config.landmarks else None, features=features)
+        loss = batch_loss(output, window, self.objective, self.meshes, self.injected)
+        if not torch.isfinite(loss.total):
+            raise FloatingPointError(f"loss: not finite at step {progress.step} ({loss.as_floats()})")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        progress.step += 1
+        self.step_times.append(time.perf_counter() - t0)
+        floats = loss.as_floats()
+        for k, v in floats.items():
+            self.sums[k] += v
+        self.interval_steps += 1
+        return floats
+
+    def _open_log_interval(self) -> None:
+        # Per logging interval: wall and CPU seconds of this process (CPU time shows the cost on a shared machine).
+        self.interval_steps, self.interval_began, self.interval_cpu = 0, time.perf_counter(), time.process_time()
+
+    def _log(self, step: int) -> None:
+        """Every ``log_every`` steps: the interval's mean losses over all processes and its speed, to the log."""
+        config = self.config
+        if step % config.log_every != 0 and step != self.total_steps:
+            return
+        means = distributed.mean_over_processes({k: v / self.interval_steps for k, v in self.sums.items()},
+                                                self.processes)
+        seconds = (time.perf_counter() - self.interval_began) / self.interval_steps
+        cpu_seconds = (time.process_time() - self.interval_cpu) / self.interval_steps
+        if self.main:
+            frames = config.batch_size * config.frames * self.processes.world_size
+            self.runlog.record(step, "train", means, epoch=step / self.steps_per_epoch,
+                               lr=self.optimizer.param_groups[0]["lr"], s_per_step=seconds,
+                               cpu_s_per_step=cpu_seconds, frames_per_s=frames / seconds)
+        self.sums.clear()
+        self._open_log_interval()
+
+    def _validate(self, validation: _Validation, step: int) -> None:
+        t_val = time.perf_counter()
+        self.runlog.record(step, "val", validation.run(self.model))
+        self.val_seconds = time.perf_counter() - t_val
+        self.interval_began, self.interval_cpu = time.perf_counter(), time.process_time()
+
+    def _over_budget(self, step: int) -> bool:
+        """Whether the next step, and the save and validation that may follow it, would pass ``max_minutes``."""
+        if not self.config.max_minutes:
+            return False
+        recent = sorted(self.step_times[-20:])[len(self.step_times[-20:]) // 2]
+        upcoming = self.val_seconds if self.config.val_every and (step + 1) % self.config.val_every == 0 else 0.0
+        spent = time.perf_counter() - self.began
+        return spent + 1.5 * recent + self.save_seconds + upcoming > self.config.max_minutes * 60
+
+    def _save(self, path: Path) -> Path:
+        t0 = time.perf_counter()
+        self.progress.elapsed_s = self.elapsed_before + t0 - self.began
+        out = save_training_checkpoint(path, self.model, self.optimizer, self.scheduler, self.progress,
+                                       self.config.to_dict())
+        self.save_seconds = max(self.save_seconds, time.perf_counter() - t0)
+        return out
 
 
 def _resume_path(run_dir: Path, resume: str | Path | None) -> Path | None:
