@@ -33,6 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core_model.geometry.hand_box import box_side  # noqa: E402 (after the path is set)
+
 MIN_SCORE = 0.8
 """MediaPipe confidence (``det_score``: its handedness score, the only per-hand confidence of the Tasks API) from
 which a hand-frame counts as a reference."""
@@ -43,13 +45,6 @@ DEEP_M = 0.005
 HANDS = ("right", "left")
 
 # ------------------------------------------------------------------------------------------ metrics (numpy)
-
-
-def box_size(points: np.ndarray) -> np.ndarray:
-    """[..., 21, 2] pixels -> [...] the longer side of the landmarks' axis-aligned bounding box (NaN where a
-    landmark is NaN)."""
-    span = points.max(axis=-2) - points.min(axis=-2)
-    return span.max(axis=-1)
 
 
 def confident(det: np.ndarray, score: np.ndarray, min_score: float = MIN_SCORE) -> np.ndarray:
@@ -64,8 +59,8 @@ def finite(points: np.ndarray) -> np.ndarray:
 
 
 def normalised_errors(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """[..., 21, 2] x 2 -> [..., 21]: distance of each keypoint to its reference over ``box_size(ref)``."""
-    return np.linalg.norm(pred - ref, axis=-1) / box_size(ref)[..., None]
+    """[..., 21, 2] x 2 -> [..., 21]: distance of each keypoint to its reference over ``box_side(ref)``."""
+    return np.linalg.norm(pred - ref, axis=-1) / box_side(ref)[..., None]
 
 
 def pck(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, threshold: float = PCK_THRESHOLD
@@ -159,7 +154,7 @@ def clip_metrics(arrays: dict[str, np.ndarray], prefix: str = "") -> dict[str, f
     both = valid.all(axis=-1) & finite(kp).all(axis=-1)
     out["pen"], out["deep"], out["pen n"] = penetration_shares(arrays[prefix + "inside"], arrays[prefix + "depth"],
                                                                 both)
-    scale = box_size(det)
+    scale = box_side(det)
     ok = conf & valid & finite(px)
     out["jit net"], out["jit n"] = jitter_2d(px, ok, scale)
     out["jit mp"], _ = jitter_2d(det, ok, scale)

@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core_model import metrics
 from core_model.data.detector_sim import DetectorErrors, simulate_detections
 from core_model.geometry.alignment import PROTOCOLS
+from core_model.geometry.hand_box import hand_size
 from core_model.geometry.interpenetration import detect_interpenetration
 from core_model.refine import RefineConfig, RefineInput, Refiner
 
@@ -235,19 +235,12 @@ def load_network(checkpoint: str | None, hand_model, device: str = "cpu"):
 WHITTAKER_LAMBDAS = (3.0, 10.0, 30.0, 100.0)
 
 
-def box_diagonal(px: np.ndarray) -> np.ndarray:
-    """Diagonal [...] of the box around keypoints px [..., 21, 2] (NaN where a hand has none)."""
-    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all-NaN hands: NaN is the answer
-        span = np.nanmax(px, axis=-2) - np.nanmin(px, axis=-2)
-    return np.hypot(span[..., 0], span[..., 1])
-
-
 def jitter(px: np.ndarray, ok: np.ndarray) -> float:
     """Mean 2D acceleration of keypoints px [N, 2, 21, 2] over each hand's box diagonal, on triples of frames
     where ``ok`` [N, 2] holds for all three."""
     acc = np.linalg.norm(px[:-2] - 2 * px[1:-1] + px[2:], axis=-1).mean(-1)          # [N-2, 2]
     use = ok[:-2] & ok[1:-1] & ok[2:]
-    return float(np.mean((acc / box_diagonal(px[1:-1]))[use])) if use.any() else float("nan")
+    return float(np.mean((acc / hand_size(px[1:-1]))[use])) if use.any() else float("nan")
 
 
 def whittaker(px: np.ndarray, ok: np.ndarray, lam: float) -> np.ndarray:
@@ -318,7 +311,7 @@ def run_real(args) -> None:
         j_mp = jitter(det, ok)
         used = refined["refined_gate"] == USED
         err = np.linalg.norm(refined["refined_keypoints2d"] - det, axis=-1).mean(-1)
-        rel = err / box_diagonal(det)
+        rel = err / hand_size(det)
         print(f"| {clip.name} | {n_ref} | {pen_net:.1f} | {pen_ref:.1f} | {deep_ref:.1f} | {j_net:.4f} | {j_ref:.4f} | "
               f"{j_mp:.4f} | {np.nanmedian(rel[used]):.3f} | {100 * used[ok].mean():.1f} | "
               f"{1e3 * result.seconds / max(n_ref, 1):.1f} |")
@@ -335,7 +328,7 @@ def run_real(args) -> None:
     for name, j_mp, smoothed, det, ok in references:
         cells = []
         for _, y in smoothed:
-            moved = np.linalg.norm(y - det, axis=-1).mean(-1) / box_diagonal(det)
+            moved = np.linalg.norm(y - det, axis=-1).mean(-1) / hand_size(det)
             cells.append(f"{jitter(y, ok) / j_mp:.2f}x, moved {np.nanmedian(moved[ok]):.3f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("\njitter: mean |x[t-1] - 2 x[t] + x[t+1]| of the 2D keypoints over the hand's box diagonal, on frames "

@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.real_video import (
     acceleration,
-    box_size,
     clip_metrics,
     confident,
     jitter_2d,
@@ -29,14 +28,6 @@ def hand(width: float = 100.0, height: float = 50.0, x0: float = 10.0, y0: float
     """21 landmarks spanning a width x height box from (x0, y0): box size max(width, height)."""
     t = np.linspace(0, 1, 21)
     return np.stack([x0 + width * t, y0 + height * t[::-1] ** 2], -1)
-
-
-def test_box_size_is_the_longer_side():
-    assert box_size(hand(100, 50)) == pytest.approx(100)
-    assert box_size(hand(30, 80)) == pytest.approx(80)
-    pts = hand()
-    pts[3, 0] = np.nan
-    assert np.isnan(box_size(pts))
 
 
 def test_confident_needs_score_and_all_landmarks():

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core_model.pipeline.detect import FrameHands, hand_size
+from core_model.geometry.hand_box import hand_size
+from core_model.pipeline.detect import FrameHands
 
 NONE, INFERRED, DETECTED = 0, 1, 2
 
