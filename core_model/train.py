@@ -42,11 +42,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from core_model.data.windows import Augmentation, WindowDataset, collate_windows
+from core_model.progress import ProgressBar
 from core_model.training import distributed
 from core_model.training.config import ABLATE_CHOICES, ObjectiveConfig, TrainConfig
 from core_model.training.datasets import EpochSampler, SeededWindows, build_windows
 from core_model.training.feature_cache import CachedWindows, collate_cached, load_or_build
-from core_model.training.logbook import ProgressBar, RunLog, format_curve, plot_curve, read_log
+from core_model.training.logbook import RunLog, format_curve, plot_curve, read_log
 from core_model.training.objective import batch_loss, gt_rel_transl
 from core_model.training.state import (
     LAST,
@@ -231,7 +232,9 @@ def _train(config: TrainConfig, resume, processes: distributed.Processes, stop: 
     validation = _Validation(config, hand_model, net_config, device) if main and config.val_every else None
 
     runlog = RunLog(run_dir, tensorboard=config.tensorboard, purge_step=progress.step or None) if main else None
-    bar = ProgressBar(total_steps, start=progress.step, every=config.log_every) if main else None
+    bar = ProgressBar(log_every=config.log_every) if main else None
+    if main:
+        bar("train", progress.step, total_steps)  # the clock starts here, at the step resumed from
     sums: dict[str, float] = defaultdict(float)
     # Per logging interval: wall and CPU seconds of this process (CPU time shows the cost on a shared machine).
     window_steps, window_began, window_cpu = 0, time.perf_counter(), time.process_time()
@@ -298,8 +301,8 @@ def _train(config: TrainConfig, resume, processes: distributed.Processes, stop: 
                     sums.clear()
                     window_steps, window_began, window_cpu = 0, time.perf_counter(), time.process_time()
                 if main:
-                    bar.update(step, f"ep {step / steps_per_epoch:.2f} loss {floats['total']:.2f} "
-                                     f"err {floats['joint_err_mm']:.1f} mm")
+                    bar("train", step, total_steps, f"ep {step / steps_per_epoch:.2f} loss {floats['total']:.2f} "
+                                                    f"err {floats['joint_err_mm']:.1f} mm")
                 if validation is not None and step % config.val_every == 0:
                     t_val = time.perf_counter()
                     runlog.record(step, "val", validation.run(model))
@@ -320,7 +323,7 @@ def _train(config: TrainConfig, resume, processes: distributed.Processes, stop: 
                 if halt or progress.finished:
                     break
         if main:
-            bar.close()
+            bar.end()
     finally:
         if runlog is not None:
             runlog.close()
