@@ -212,6 +212,7 @@ def draw_overlays(clip: Path, arrays: dict[str, np.ndarray], folder: Path, count
     (yellow right, green left). Returns the files written."""
     import cv2
 
+    from core_model.handmodel.keypoints import BONES
     from core_model.pipeline.video import open_source
 
     valid = np.asarray(arrays["valid"], bool)
@@ -219,8 +220,6 @@ def draw_overlays(clip: Path, arrays: dict[str, np.ndarray], folder: Path, count
     if not len(pool) or count < 1:
         return []
     picks = set(pool[np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int)].tolist())
-    bones = [(0, 1), (1, 2), (2, 3), (3, 4)] + [(0, 5 + 4 * f) for f in range(4)] + [
-        (k, k + 1) for f in range(4) for k in (5 + 4 * f, 6 + 4 * f, 7 + 4 * f)] + [(5, 9), (9, 13), (13, 17)]
     layers = [("MediaPipe", arrays["det_keypoints2d"], ((255, 255, 255), (255, 255, 255)), 1),
               ("network", arrays["keypoints2d"], ((0, 0, 255), (255, 128, 0)), 2)]
     if "refined_keypoints2d" in arrays:
@@ -241,7 +240,7 @@ def draw_overlays(clip: Path, arrays: dict[str, np.ndarray], folder: Path, count
                     if not np.isfinite(pts).all():
                         continue
                     p = [tuple(int(v) for v in np.rint(q)) for q in pts]
-                    for a, b in bones:
+                    for a, b in BONES:
                         cv2.line(frame, p[a], p[b], colours[h], width * unit, cv2.LINE_AA)
                     for q in p:
                         cv2.circle(frame, q, (width + 1) * unit, colours[h], -1, cv2.LINE_AA)

@@ -30,6 +30,7 @@ from core_model.data.detector_sim import DetectorErrors, simulate_detections
 from core_model.geometry.alignment import PROTOCOLS
 from core_model.geometry.hand_box import hand_size
 from core_model.geometry.interpenetration import detect_interpenetration
+from core_model.handmodel.keypoints import BONES
 from core_model.refine import RefineConfig, RefineInput, Refiner
 
 # ------------------------------------------------------------------------------------------ network-like start
@@ -343,8 +344,6 @@ def draw_overlays(clip: Path, arrays, refined, folder: Path, every: int = 15) ->
     from core_model.refine.gating import REASONS
 
     folder.mkdir(parents=True, exist_ok=True)
-    bones = [(0, 1), (1, 2), (2, 3), (3, 4)] + [(0, 5 + 4 * f) for f in range(4)] + [
-        (k, k + 1) for f in range(4) for k in (5 + 4 * f, 6 + 4 * f, 7 + 4 * f)]
     cap = cv2.VideoCapture(str(clip))
     index = 0
     while True:
@@ -359,7 +358,7 @@ def draw_overlays(clip: Path, arrays, refined, folder: Path, every: int = 15) ->
                     pts = px[index, h]
                     if not np.isfinite(pts).all():
                         continue
-                    for a, b in bones:
+                    for a, b in BONES:
                         cv2.line(frame, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), colours[h],
                                  1 if name == "det" else 2)
             gate = refined["refined_gate"][index]
