@@ -16,7 +16,8 @@ Runs ``core_model.pipeline.run.reconstruct`` (MediaPipe, crops, STCNet, blending
 Results are kept under ``--work`` per clip and checkpoint (``<clip>.<sha256[:16]>.npz`` + ``.json`` with the
 run's timing), so a second call only measures; a new checkpoint, a changed clip, or ``--refine`` on a result made
 without it runs the pipeline again. The clips are local test material: they are read where they are, never
-copied. The metric functions below are plain numpy (``tests/test_real_video_metrics.py``).
+copied. The metric functions below are plain numpy (``tests/test_real_video_metrics.py``); the jitter is
+``core_model.metrics.jitter_2d`` and ``jitter_3d``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core_model.geometry.hand_box import box_side  # noqa: E402 (after the path is set)
+from core_model.metrics import jitter_2d, jitter_3d  # noqa: E402
 
 MIN_SCORE = 0.8
 """MediaPipe confidence (``det_score``: its handedness score, the only per-hand confidence of the Tasks API) from
@@ -86,43 +88,6 @@ def penetration_shares(inside: np.ndarray, depth: np.ndarray, both: np.ndarray, 
     return float(any_inside.mean()), float((deepest > deep).mean()), n
 
 
-def triples(ok: np.ndarray) -> np.ndarray:
-    """[N, ...] bool -> [N-2, ...]: ``ok`` on frames t-1, t and t+1 (indexed by t-1)."""
-    return ok[:-2] & ok[1:-1] & ok[2:]
-
-
-def acceleration(x: np.ndarray) -> np.ndarray:
-    """[N, ..., J, D] -> [N-2, ..., J]: |x[t-1] - 2 x[t] + x[t+1]| per point (indexed by t-1)."""
-    return np.linalg.norm(x[:-2] - 2 * x[1:-1] + x[2:], axis=-1)
-
-
-def jitter_2d(points: np.ndarray, ok: np.ndarray, scale: np.ndarray) -> tuple[float, int]:
-    """(mean acceleration over the 21 keypoints / scale at the middle frame, triples used). points [N, 2, 21, 2]
-    pixels, ok [N, 2] usable hand-frames, scale [N, 2] pixels (the hand-box size); triples of consecutive frames
-    with ``ok`` on all three and everything finite."""
-    if len(points) < 3:
-        return float("nan"), 0
-    ok = ok & finite(points) & np.isfinite(scale) & (np.nan_to_num(scale) > 0)
-    use = triples(ok)
-    if not use.any():
-        return float("nan"), 0
-    acc = acceleration(points).mean(axis=-1)[use] / scale[1:-1][use]
-    return float(acc.mean()), int(use.sum())
-
-
-def jitter_3d(keypoints: np.ndarray, ok: np.ndarray) -> tuple[float, int]:
-    """(mean acceleration in mm/frame^2 of the 20 non-wrist keypoints relative to their hand's wrist, triples used).
-    keypoints [N, 2, 21, 3] metres, ok [N, 2]."""
-    if len(keypoints) < 3:
-        return float("nan"), 0
-    use = triples(ok & finite(keypoints))
-    if not use.any():
-        return float("nan"), 0
-    rel = keypoints - keypoints[..., :1, :]
-    acc = acceleration(rel)[..., 1:].mean(axis=-1)[use] * 1e3
-    return float(acc.mean()), int(use.sum())
-
-
 def swapped_fits_better(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> tuple[float, int]:
     """Handedness check: (share of frames where pairing the predicted hands [N, 2, 21, 2] the other way round
     with the reference hands gives the smaller mean normalised error, frames) over frames where ``mask`` [N, 2]
@@ -154,10 +119,9 @@ def clip_metrics(arrays: dict[str, np.ndarray], prefix: str = "") -> dict[str, f
     both = valid.all(axis=-1) & finite(kp).all(axis=-1)
     out["pen"], out["deep"], out["pen n"] = penetration_shares(arrays[prefix + "inside"], arrays[prefix + "depth"],
                                                                 both)
-    scale = box_side(det)
     ok = conf & valid & finite(px)
-    out["jit net"], out["jit n"] = jitter_2d(px, ok, scale)
-    out["jit mp"], _ = jitter_2d(det, ok, scale)
+    out["jit net"], out["jit n"] = jitter_2d(px, ok, det)
+    out["jit mp"], _ = jitter_2d(det, ok, det)
     out["jit ratio"] = out["jit net"] / out["jit mp"] if out["jit mp"] > 0 else float("nan")
     out["jit3d"], out["jit3d n"] = jitter_3d(kp, valid)
     return out

@@ -236,14 +236,6 @@ def load_network(checkpoint: str | None, hand_model, device: str = "cpu"):
 WHITTAKER_LAMBDAS = (3.0, 10.0, 30.0, 100.0)
 
 
-def jitter(px: np.ndarray, ok: np.ndarray) -> float:
-    """Mean 2D acceleration of keypoints px [N, 2, 21, 2] over each hand's box diagonal, on triples of frames
-    where ``ok`` [N, 2] holds for all three."""
-    acc = np.linalg.norm(px[:-2] - 2 * px[1:-1] + px[2:], axis=-1).mean(-1)          # [N-2, 2]
-    use = ok[:-2] & ok[1:-1] & ok[2:]
-    return float(np.mean((acc / hand_size(px[1:-1]))[use])) if use.any() else float("nan")
-
-
 def whittaker(px: np.ndarray, ok: np.ndarray, lam: float) -> np.ndarray:
     """px [N, 2, 21, 2] smoothed along time by the Whittaker smoother (argmin |y - x|^2 + lam |D2 y|^2) within
     each run of frames where ``ok`` [N, 2] holds; elsewhere as it is. A reference for the jitter target: how far a
@@ -307,9 +299,9 @@ def run_real(args) -> None:
         deep_ref = 100 * (refined["refined_depth"][valid].max((-1, -2)) > 0.005).mean()
         det = arrays["det_keypoints2d"]
         ok = np.isfinite(det).all((-1, -2)) & np.asarray(arrays["valid"])
-        j_net = jitter(arrays["keypoints2d"], ok)
-        j_ref = jitter(refined["refined_keypoints2d"], ok)
-        j_mp = jitter(det, ok)
+        j_net, _ = metrics.jitter_2d(arrays["keypoints2d"], ok, det)
+        j_ref, _ = metrics.jitter_2d(refined["refined_keypoints2d"], ok, det)
+        j_mp, _ = metrics.jitter_2d(det, ok, det)
         used = refined["refined_gate"] == USED
         err = np.linalg.norm(refined["refined_keypoints2d"] - det, axis=-1).mean(-1)
         rel = err / hand_size(det)
@@ -330,10 +322,11 @@ def run_real(args) -> None:
         cells = []
         for _, y in smoothed:
             moved = np.linalg.norm(y - det, axis=-1).mean(-1) / hand_size(det)
-            cells.append(f"{jitter(y, ok) / j_mp:.2f}x, moved {np.nanmedian(moved[ok]):.3f}")
+            cells.append(f"{metrics.jitter_2d(y, ok, det)[0] / j_mp:.2f}x, moved {np.nanmedian(moved[ok]):.3f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
-    print("\njitter: mean |x[t-1] - 2 x[t] + x[t+1]| of the 2D keypoints over the hand's box diagonal, on frames "
-          "where MediaPipe saw that hand on all three frames. 2D error: mean landmark distance to MediaPipe's over "
+    print("\njitter (core_model.metrics.jitter_2d): mean |x[t-1] - 2 x[t] + x[t+1]| of the 2D keypoints over the "
+          "longer side of MediaPipe's box of that hand at frame t, on frames where MediaPipe saw that hand on all "
+          "three frames. 2D error: mean landmark distance to MediaPipe's over "
           "its hand-box diagonal, median over fitted hand-frames (a sanity check: it is what was fitted).")
 
 
