@@ -281,17 +281,6 @@ def regions_from_boxes(hand_boxes: np.ndarray, smooth_frames: float = 0.0) -> Ha
                        np.zeros(n, np.int8))
 
 
-def crop_transform(bbox: np.ndarray, size: int) -> np.ndarray:
-    """[..., 4] crops -> [..., 2, 3] affine maps from frame pixels to crop pixels (side ``size``)."""
-    bbox = np.asarray(bbox, np.float64)
-    scale = size / bbox[..., 2]
-    out = np.zeros(bbox.shape[:-1] + (2, 3))
-    out[..., 0, 0] = out[..., 1, 1] = scale
-    out[..., 0, 2] = -bbox[..., 0] * scale
-    out[..., 1, 2] = -bbox[..., 1] * scale
-    return out
-
-
 def landmarks_in_crops(keypoints: np.ndarray, bbox: np.ndarray) -> np.ndarray:
     """Frame-pixel landmarks [N, ..., 2] (continuous coordinates, as the detector gives them) and crops [N, 4] ->
     normalised crop coordinates, the crop's edges at -1 and 1 (NaN stays NaN, and so does a frame without crop)."""
