@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from core_model.evaluate import evaluate_checkpoint, file_sha256
+from core_model.evaluate import evaluate_checkpoint
 from core_model.geometry.alignment import PROTOCOLS
+from core_model.results import file_sha256
 from core_model.train import EXIT_STOPPED, train
 from core_model.training.config import ObjectiveConfig, TrainConfig
 

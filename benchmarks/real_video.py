@@ -16,7 +16,8 @@ Runs ``core_model.pipeline.run.reconstruct`` (MediaPipe, crops, STCNet, blending
 Results are kept under ``--work`` per clip and checkpoint (``<clip>.<sha256[:16]>.npz`` + ``.json`` with the
 run's timing), so a second call only measures; a new checkpoint, a changed clip, or ``--refine`` on a result made
 without it runs the pipeline again. The clips are local test material: they are read where they are, never
-copied. The metric functions below are plain numpy (``tests/test_real_video_metrics.py``).
+copied. The metric functions below are plain numpy (``tests/test_real_video_metrics.py``); the jitter is
+``core_model.metrics.jitter_2d`` and ``jitter_3d``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core_model.geometry.hand_box import box_side  # noqa: E402 (after the path is set)
+from core_model.metrics import jitter_2d, jitter_3d  # noqa: E402
+
 MIN_SCORE = 0.8
 """MediaPipe confidence (``det_score``: its handedness score, the only per-hand confidence of the Tasks API) from
 which a hand-frame counts as a reference."""
@@ -43,13 +47,6 @@ DEEP_M = 0.005
 HANDS = ("right", "left")
 
 # ------------------------------------------------------------------------------------------ metrics (numpy)
-
-
-def box_size(points: np.ndarray) -> np.ndarray:
-    """[..., 21, 2] pixels -> [...] the longer side of the landmarks' axis-aligned bounding box (NaN where a
-    landmark is NaN)."""
-    span = points.max(axis=-2) - points.min(axis=-2)
-    return span.max(axis=-1)
 
 
 def confident(det: np.ndarray, score: np.ndarray, min_score: float = MIN_SCORE) -> np.ndarray:
@@ -64,8 +61,8 @@ def finite(points: np.ndarray) -> np.ndarray:
 
 
 def normalised_errors(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """[..., 21, 2] x 2 -> [..., 21]: distance of each keypoint to its reference over ``box_size(ref)``."""
-    return np.linalg.norm(pred - ref, axis=-1) / box_size(ref)[..., None]
+    """[..., 21, 2] x 2 -> [..., 21]: distance of each keypoint to its reference over ``box_side(ref)``."""
+    return np.linalg.norm(pred - ref, axis=-1) / box_side(ref)[..., None]
 
 
 def pck(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, threshold: float = PCK_THRESHOLD
@@ -89,43 +86,6 @@ def penetration_shares(inside: np.ndarray, depth: np.ndarray, both: np.ndarray, 
     any_inside = inside[both].any(axis=(-1, -2))
     deepest = np.nan_to_num(depth[both], nan=0.0).max(axis=(-1, -2))
     return float(any_inside.mean()), float((deepest > deep).mean()), n
-
-
-def triples(ok: np.ndarray) -> np.ndarray:
-    """[N, ...] bool -> [N-2, ...]: ``ok`` on frames t-1, t and t+1 (indexed by t-1)."""
-    return ok[:-2] & ok[1:-1] & ok[2:]
-
-
-def acceleration(x: np.ndarray) -> np.ndarray:
-    """[N, ..., J, D] -> [N-2, ..., J]: |x[t-1] - 2 x[t] + x[t+1]| per point (indexed by t-1)."""
-    return np.linalg.norm(x[:-2] - 2 * x[1:-1] + x[2:], axis=-1)
-
-
-def jitter_2d(points: np.ndarray, ok: np.ndarray, scale: np.ndarray) -> tuple[float, int]:
-    """(mean acceleration over the 21 keypoints / scale at the middle frame, triples used). points [N, 2, 21, 2]
-    pixels, ok [N, 2] usable hand-frames, scale [N, 2] pixels (the hand-box size); triples of consecutive frames
-    with ``ok`` on all three and everything finite."""
-    if len(points) < 3:
-        return float("nan"), 0
-    ok = ok & finite(points) & np.isfinite(scale) & (np.nan_to_num(scale) > 0)
-    use = triples(ok)
-    if not use.any():
-        return float("nan"), 0
-    acc = acceleration(points).mean(axis=-1)[use] / scale[1:-1][use]
-    return float(acc.mean()), int(use.sum())
-
-
-def jitter_3d(keypoints: np.ndarray, ok: np.ndarray) -> tuple[float, int]:
-    """(mean acceleration in mm/frame^2 of the 20 non-wrist keypoints relative to their hand's wrist, triples used).
-    keypoints [N, 2, 21, 3] metres, ok [N, 2]."""
-    if len(keypoints) < 3:
-        return float("nan"), 0
-    use = triples(ok & finite(keypoints))
-    if not use.any():
-        return float("nan"), 0
-    rel = keypoints - keypoints[..., :1, :]
-    acc = acceleration(rel)[..., 1:].mean(axis=-1)[use] * 1e3
-    return float(acc.mean()), int(use.sum())
 
 
 def swapped_fits_better(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> tuple[float, int]:
@@ -159,10 +119,9 @@ def clip_metrics(arrays: dict[str, np.ndarray], prefix: str = "") -> dict[str, f
     both = valid.all(axis=-1) & finite(kp).all(axis=-1)
     out["pen"], out["deep"], out["pen n"] = penetration_shares(arrays[prefix + "inside"], arrays[prefix + "depth"],
                                                                 both)
-    scale = box_size(det)
     ok = conf & valid & finite(px)
-    out["jit net"], out["jit n"] = jitter_2d(px, ok, scale)
-    out["jit mp"], _ = jitter_2d(det, ok, scale)
+    out["jit net"], out["jit n"] = jitter_2d(px, ok, det)
+    out["jit mp"], _ = jitter_2d(det, ok, det)
     out["jit ratio"] = out["jit net"] / out["jit mp"] if out["jit mp"] > 0 else float("nan")
     out["jit3d"], out["jit3d n"] = jitter_3d(kp, valid)
     return out
@@ -217,6 +176,7 @@ def draw_overlays(clip: Path, arrays: dict[str, np.ndarray], folder: Path, count
     (yellow right, green left). Returns the files written."""
     import cv2
 
+    from core_model.handmodel.keypoints import BONES
     from core_model.pipeline.video import open_source
 
     valid = np.asarray(arrays["valid"], bool)
@@ -224,8 +184,6 @@ def draw_overlays(clip: Path, arrays: dict[str, np.ndarray], folder: Path, count
     if not len(pool) or count < 1:
         return []
     picks = set(pool[np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int)].tolist())
-    bones = [(0, 1), (1, 2), (2, 3), (3, 4)] + [(0, 5 + 4 * f) for f in range(4)] + [
-        (k, k + 1) for f in range(4) for k in (5 + 4 * f, 6 + 4 * f, 7 + 4 * f)] + [(5, 9), (9, 13), (13, 17)]
     layers = [("MediaPipe", arrays["det_keypoints2d"], ((255, 255, 255), (255, 255, 255)), 1),
               ("network", arrays["keypoints2d"], ((0, 0, 255), (255, 128, 0)), 2)]
     if "refined_keypoints2d" in arrays:
@@ -246,7 +204,7 @@ def draw_overlays(clip: Path, arrays: dict[str, np.ndarray], folder: Path, count
                     if not np.isfinite(pts).all():
                         continue
                     p = [tuple(int(v) for v in np.rint(q)) for q in pts]
-                    for a, b in bones:
+                    for a, b in BONES:
                         cv2.line(frame, p[a], p[b], colours[h], width * unit, cv2.LINE_AA)
                     for q in p:
                         cv2.circle(frame, q, (width + 1) * unit, colours[h], -1, cv2.LINE_AA)

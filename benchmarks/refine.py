@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core_model import metrics
 from core_model.data.detector_sim import DetectorErrors, simulate_detections
 from core_model.geometry.alignment import PROTOCOLS
+from core_model.geometry.hand_box import hand_size
 from core_model.geometry.interpenetration import detect_interpenetration
+from core_model.handmodel.keypoints import BONES
 from core_model.refine import RefineConfig, RefineInput, Refiner
 
 # ------------------------------------------------------------------------------------------ network-like start
@@ -235,21 +236,6 @@ def load_network(checkpoint: str | None, hand_model, device: str = "cpu"):
 WHITTAKER_LAMBDAS = (3.0, 10.0, 30.0, 100.0)
 
 
-def box_diagonal(px: np.ndarray) -> np.ndarray:
-    """Diagonal [...] of the box around keypoints px [..., 21, 2] (NaN where a hand has none)."""
-    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all-NaN hands: NaN is the answer
-        span = np.nanmax(px, axis=-2) - np.nanmin(px, axis=-2)
-    return np.hypot(span[..., 0], span[..., 1])
-
-
-def jitter(px: np.ndarray, ok: np.ndarray) -> float:
-    """Mean 2D acceleration of keypoints px [N, 2, 21, 2] over each hand's box diagonal, on triples of frames
-    where ``ok`` [N, 2] holds for all three."""
-    acc = np.linalg.norm(px[:-2] - 2 * px[1:-1] + px[2:], axis=-1).mean(-1)          # [N-2, 2]
-    use = ok[:-2] & ok[1:-1] & ok[2:]
-    return float(np.mean((acc / box_diagonal(px[1:-1]))[use])) if use.any() else float("nan")
-
-
 def whittaker(px: np.ndarray, ok: np.ndarray, lam: float) -> np.ndarray:
     """px [N, 2, 21, 2] smoothed along time by the Whittaker smoother (argmin |y - x|^2 + lam |D2 y|^2) within
     each run of frames where ``ok`` [N, 2] holds; elsewhere as it is. A reference for the jitter target: how far a
@@ -313,12 +299,12 @@ def run_real(args) -> None:
         deep_ref = 100 * (refined["refined_depth"][valid].max((-1, -2)) > 0.005).mean()
         det = arrays["det_keypoints2d"]
         ok = np.isfinite(det).all((-1, -2)) & np.asarray(arrays["valid"])
-        j_net = jitter(arrays["keypoints2d"], ok)
-        j_ref = jitter(refined["refined_keypoints2d"], ok)
-        j_mp = jitter(det, ok)
+        j_net, _ = metrics.jitter_2d(arrays["keypoints2d"], ok, det)
+        j_ref, _ = metrics.jitter_2d(refined["refined_keypoints2d"], ok, det)
+        j_mp, _ = metrics.jitter_2d(det, ok, det)
         used = refined["refined_gate"] == USED
         err = np.linalg.norm(refined["refined_keypoints2d"] - det, axis=-1).mean(-1)
-        rel = err / box_diagonal(det)
+        rel = err / hand_size(det)
         print(f"| {clip.name} | {n_ref} | {pen_net:.1f} | {pen_ref:.1f} | {deep_ref:.1f} | {j_net:.4f} | {j_ref:.4f} | "
               f"{j_mp:.4f} | {np.nanmedian(rel[used]):.3f} | {100 * used[ok].mean():.1f} | "
               f"{1e3 * result.seconds / max(n_ref, 1):.1f} |")
@@ -335,11 +321,12 @@ def run_real(args) -> None:
     for name, j_mp, smoothed, det, ok in references:
         cells = []
         for _, y in smoothed:
-            moved = np.linalg.norm(y - det, axis=-1).mean(-1) / box_diagonal(det)
-            cells.append(f"{jitter(y, ok) / j_mp:.2f}x, moved {np.nanmedian(moved[ok]):.3f}")
+            moved = np.linalg.norm(y - det, axis=-1).mean(-1) / hand_size(det)
+            cells.append(f"{metrics.jitter_2d(y, ok, det)[0] / j_mp:.2f}x, moved {np.nanmedian(moved[ok]):.3f}")
         print(f"| {name} | " + " | ".join(cells) + " |")
-    print("\njitter: mean |x[t-1] - 2 x[t] + x[t+1]| of the 2D keypoints over the hand's box diagonal, on frames "
-          "where MediaPipe saw that hand on all three frames. 2D error: mean landmark distance to MediaPipe's over "
+    print("\njitter (core_model.metrics.jitter_2d): mean |x[t-1] - 2 x[t] + x[t+1]| of the 2D keypoints over the "
+          "longer side of MediaPipe's box of that hand at frame t, on frames where MediaPipe saw that hand on all "
+          "three frames. 2D error: mean landmark distance to MediaPipe's over "
           "its hand-box diagonal, median over fitted hand-frames (a sanity check: it is what was fitted).")
 
 
@@ -350,8 +337,6 @@ def draw_overlays(clip: Path, arrays, refined, folder: Path, every: int = 15) ->
     from core_model.refine.gating import REASONS
 
     folder.mkdir(parents=True, exist_ok=True)
-    bones = [(0, 1), (1, 2), (2, 3), (3, 4)] + [(0, 5 + 4 * f) for f in range(4)] + [
-        (k, k + 1) for f in range(4) for k in (5 + 4 * f, 6 + 4 * f, 7 + 4 * f)]
     cap = cv2.VideoCapture(str(clip))
     index = 0
     while True:
@@ -366,7 +351,7 @@ def draw_overlays(clip: Path, arrays, refined, folder: Path, every: int = 15) ->
                     pts = px[index, h]
                     if not np.isfinite(pts).all():
                         continue
-                    for a, b in bones:
+                    for a, b in BONES:
                         cv2.line(frame, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), colours[h],
                                  1 if name == "det" else 2)
             gate = refined["refined_gate"][index]

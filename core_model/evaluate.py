@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -268,14 +267,6 @@ def plot_pck(result: Evaluation, png: str | Path, label: str = "STCNet") -> Path
     return out
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclasses.dataclass
 class EvaluationFiles:
     markdown: Path
@@ -292,6 +283,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: list[str], out: str | Path
     from core_model.device import pick_device
     from core_model.fileio import atomic_path
     from core_model.network.checkpoint import load_checkpoint
+    from core_model.results import file_sha256
     from core_model.training.datasets import build_windows, parse_source
 
     checkpoint = Path(checkpoint)

@@ -23,8 +23,8 @@ def _rgba(hex_colour: str) -> np.ndarray:
     return np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)] + [255], dtype=np.uint8)
 
 
-def hand_meshes(vertices: np.ndarray, faces: Sequence[np.ndarray], inside: np.ndarray | None = None
-                ) -> list[trimesh.Trimesh]:
+def hand_trimeshes(vertices: np.ndarray, faces: Sequence[np.ndarray], inside: np.ndarray | None = None
+                   ) -> list[trimesh.Trimesh]:
     """Two trimesh meshes, coloured per hand, penetrating vertices red. vertices [2, V, 3] metres."""
     vertices = np.asarray(vertices, dtype=np.float64)
     if vertices.ndim != 3 or vertices.shape[0] != 2 or vertices.shape[2] != 3:
@@ -50,7 +50,7 @@ def export_hand_pair(vertices: np.ndarray, faces: Sequence[np.ndarray], path: st
     fmt = (file_format or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
         raise ValueError(f"file_format: expected one of {FORMATS}, got {fmt!r} (from {path.name})")
-    meshes = hand_meshes(vertices, faces, inside)
+    meshes = hand_trimeshes(vertices, faces, inside)
     if fmt == "ply":
         data = trimesh.util.concatenate(meshes).export(file_type="ply")
     else:

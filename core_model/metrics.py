@@ -5,6 +5,9 @@ Inputs are metres (DESIGN section 3), torch tensors or numpy arrays, with any le
 ``valid [..., 2]`` (bool, optional) drops hands without ground truth. Every result names its alignment
 protocol (:mod:`core_model.geometry.alignment`): ``'wrist'`` (InterNet, InterWild) and ``'mcp-scaled'``
 (IntagHand, ITH-3D) give numbers that cannot be compared with each other.
+
+Without ground truth (real footage), :func:`jitter_2d` and :func:`jitter_3d` measure how much a sequence's
+keypoints accelerate from frame to frame (numpy arrays, NaN where a hand is missing).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 
 from core_model.geometry.alignment import Protocol, get_protocol, procrustes_align, root_align
+from core_model.geometry.hand_box import box_side
 
 MM = 1000.0
 PCK_THRESHOLDS_MM = np.linspace(0.0, 50.0, 51)
@@ -197,3 +201,61 @@ def pck_curve(pred_keypoints, gt_keypoints, protocol: str | Protocol = "wrist", 
     pck = (err[None, :] <= thresholds[:, None]).mean(1)
     auc = float(np.trapezoid(pck, thresholds) / (thresholds[-1] - thresholds[0]))
     return PCKResult(proto.name, thresholds, pck, auc)
+
+
+# ----------------------------------------------------------------------------- without ground truth: jitter
+
+
+def _triples(ok: np.ndarray) -> np.ndarray:
+    """[N, ...] bool -> [N-2, ...]: ``ok`` on frames t-1, t and t+1 (indexed by t-1)."""
+    return ok[:-2] & ok[1:-1] & ok[2:]
+
+
+def _acceleration(x: np.ndarray) -> np.ndarray:
+    """[N, ..., J, D] -> [N-2, ..., J]: |x[t-1] - 2 x[t] + x[t+1]| per point (indexed by t-1)."""
+    return np.linalg.norm(x[:-2] - 2 * x[1:-1] + x[2:], axis=-1)
+
+
+def jitter_2d(keypoints2d, ok, reference) -> tuple[float, int]:
+    """Jitter of 2D keypoints in hand sizes: (mean, hand-triples used), (NaN, 0) without any.
+
+    Per hand and triple of consecutive frames: the acceleration |x[t-1] - 2 x[t] + x[t+1]| (pixels per frame²),
+    mean over the 21 keypoints, over the *reference* hand's size at frame t, ``box_side(reference)`` (the longer
+    side of the box of its keypoints, PCK's normaliser); then the mean over hand-triples. keypoints2d and
+    reference ``[N, 2, 21, 2]`` pixels; the reference is the detector's landmarks, so every series measured against
+    them (network, refined, the detector's own) is divided by the same size and ratios of jitters are ratios of
+    pixel accelerations. ok ``[N, 2]`` bool: the hand-frames to use; a triple counts where ``ok`` holds on all
+    three frames and the keypoints and the size are finite.
+    """
+    points = np.asarray(keypoints2d, np.float64)
+    reference = np.asarray(reference, np.float64)
+    if points.shape != reference.shape or points.shape[1:] != (2, 21, 2):
+        raise MetricInputError(f"keypoints2d, reference: expected equal shapes [N, 2, 21, 2], got "
+                               f"{points.shape} and {reference.shape}")
+    if len(points) < 3:
+        return float("nan"), 0
+    scale = box_side(reference)
+    ok = np.asarray(ok, bool) & np.isfinite(points).all((-1, -2)) & (np.nan_to_num(scale) > 0)
+    use = _triples(ok)
+    if not use.any():
+        return float("nan"), 0
+    return float((_acceleration(points).mean(-1)[use] / scale[1:-1][use]).mean()), int(use.sum())
+
+
+def jitter_3d(keypoints, ok) -> tuple[float, int]:
+    """Jitter of 3D hand poses in mm/frame²: (mean, hand-triples used), (NaN, 0) without any.
+
+    The acceleration |x[t-1] - 2 x[t] + x[t+1]| of the 20 finger keypoints relative to their hand's wrist (the
+    hand's articulation, not its travel), mean over them, then over hand-triples. keypoints ``[N, 2, 21, 3]``
+    metres; ok ``[N, 2]`` bool: a triple counts where ``ok`` holds on all three frames and the keypoints are finite.
+    """
+    keypoints = np.asarray(keypoints, np.float64)
+    if keypoints.shape[1:] != (2, 21, 3):
+        raise MetricInputError(f"keypoints: expected shape [N, 2, 21, 3], got {keypoints.shape}")
+    if len(keypoints) < 3:
+        return float("nan"), 0
+    use = _triples(np.asarray(ok, bool) & np.isfinite(keypoints).all((-1, -2)))
+    if not use.any():
+        return float("nan"), 0
+    rel = keypoints - keypoints[..., :1, :]
+    return float((_acceleration(rel)[..., 1:].mean(-1)[use] * MM).mean()), int(use.sum())

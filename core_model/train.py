@@ -41,11 +41,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from core_model.data.windows import Augmentation, WindowDataset, collate_windows
+from core_model.progress import ProgressBar
 from core_model.training import distributed
 from core_model.training.config import ABLATE_CHOICES, ObjectiveConfig, TrainConfig
 from core_model.training.datasets import EpochSampler, SeededWindows, build_windows
 from core_model.training.feature_cache import CachedWindows, collate_cached, load_or_build
-from core_model.training.logbook import ProgressBar, RunLog, format_curve, plot_curve, read_log
+from core_model.training.logbook import RunLog, format_curve, plot_curve, read_log
 from core_model.training.objective import batch_loss, gt_rel_transl
 from core_model.training.state import (
     LAST,
@@ -272,7 +273,9 @@ class _Session:
             if main and config.val_every else None
         self.runlog = RunLog(self.run_dir, tensorboard=config.tensorboard,
                              purge_step=progress.step or None) if main else None
-        bar = ProgressBar(self.total_steps, start=progress.step, every=config.log_every) if main else None
+        bar = ProgressBar(log_every=config.log_every) if main else None
+        if main:
+            bar("train", progress.step, self.total_steps)  # the clock starts here, at the step resumed from
         self.sums: dict[str, float] = defaultdict(float)
         self._open_log_interval()
         self.step_times: list[float] = []
@@ -290,8 +293,8 @@ class _Session:
                     step = progress.step
                     self._log(step)
                     if main:
-                        bar.update(step, f"ep {step / self.steps_per_epoch:.2f} loss {floats['total']:.2f} "
-                                         f"err {floats['joint_err_mm']:.1f} mm")
+                        bar("train", step, self.total_steps, f"ep {step / self.steps_per_epoch:.2f} loss "
+                            f"{floats['total']:.2f} err {floats['joint_err_mm']:.1f} mm")
                     if validation is not None and step % config.val_every == 0:
                         self._validate(validation, step)
                     halt = distributed.any_true(stop.requested or self._over_budget(step), self.processes)
@@ -305,7 +308,7 @@ class _Session:
                     if halt or progress.finished:
                         break
             if main:
-                bar.close()
+                bar.end()
         finally:
             if self.runlog is not None:
                 self.runlog.close()

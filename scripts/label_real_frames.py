@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core_model.figures.overlay import BONES  # noqa: E402
+from core_model.handmodel.keypoints import BONES  # noqa: E402
 from core_model.perception.realval import DEFAULT_FOLDER, FrameReader, load_validation_set  # noqa: E402
 
 MEDIA = ROOT.parent / "shared" / "real-media"

@@ -150,3 +150,47 @@ def test_bad_input_names_the_argument(gt):
         metrics.mpjpe(kp, kp, valid=torch.ones(4, dtype=torch.bool))
     with pytest.raises(metrics.MetricInputError, match="depth: contains NaN or inf"):
         metrics.mmpd(torch.full((2, 2, 5), float("inf")))
+
+
+def _hand_box(width: float = 100.0, height: float = 50.0) -> np.ndarray:
+    """21 landmarks spanning a width x height box: box side max(width, height)."""
+    t = np.linspace(0, 1, 21)
+    return np.stack([10 + width * t, 20 + height * t[::-1] ** 2], -1)
+
+
+def test_jitter_2d_is_the_acceleration_over_the_reference_box_side():
+    n, a = 8, 0.5
+    t = np.arange(n, dtype=float)
+    reference = np.broadcast_to(_hand_box(100, 50), (n, 2, 21, 2)).copy()   # box side 100 px
+    pts = reference.copy()
+    pts[..., 0] += a * t[:, None, None] ** 2                     # every keypoint on the same parabola: 2a px/frame^2
+    ok = np.ones((n, 2), bool)
+    value, count = metrics.jitter_2d(pts, ok, reference)
+    assert count == 2 * (n - 2)
+    assert value == pytest.approx(2 * a / 100)
+    # the measured series' own box does not matter (halved in y here), the reference's does
+    assert metrics.jitter_2d(pts * [1, 0.5], ok, reference)[0] == pytest.approx(2 * a / 100)
+    assert metrics.jitter_2d(pts, ok, 2 * reference)[0] == pytest.approx(a / 100)
+    lin = reference + 4 * t[:, None, None, None]
+    assert metrics.jitter_2d(lin, ok, reference)[0] == pytest.approx(0, abs=1e-12)
+    ok[3, 0] = False                                             # removes triples centred on 2, 3, 4 for hand 0
+    assert metrics.jitter_2d(pts, ok, reference)[1] == 2 * (n - 2) - 3
+    pts[5, 1, 7] = np.nan                                        # and a missing keypoint those centred on 4, 5, 6
+    assert metrics.jitter_2d(pts, ok, reference)[1] == 2 * (n - 2) - 6
+    assert metrics.jitter_2d(pts[:2], ok[:2], reference[:2]) == (pytest.approx(np.nan, nan_ok=True), 0)
+    with pytest.raises(metrics.MetricInputError, match="keypoints2d, reference"):
+        metrics.jitter_2d(pts, ok, reference[:, :1])
+
+
+def test_jitter_3d_is_wrist_relative_in_mm():
+    n, a = 6, 0.001                                              # metres
+    t = np.arange(n, dtype=float)
+    kp = np.zeros((n, 2, 21, 3))
+    kp[..., 2] = a * t[:, None, None] ** 2                       # the whole hand moves: no wrist-relative motion
+    assert metrics.jitter_3d(kp, np.ones((n, 2), bool)) == (pytest.approx(0), 2 * (n - 2))
+    kp[:, :, 1:, 0] += a * t[:, None, None] ** 2                 # fingers accelerate against the wrist
+    value, _ = metrics.jitter_3d(kp, np.ones((n, 2), bool))
+    assert value == pytest.approx(2 * a * 1e3)                   # 2a metres = 2 mm / frame^2
+    ok = np.ones((n, 2), bool)
+    ok[2] = False
+    assert metrics.jitter_3d(kp, ok)[1] == 2 * (n - 2) - 2 * 3

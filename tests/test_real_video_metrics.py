@@ -1,4 +1,5 @@
-"""The metrics of ``benchmarks/real_video.py`` against values worked out by hand on small synthetic arrays."""
+"""The metrics of ``benchmarks/real_video.py`` against values worked out by hand on small synthetic arrays (its jitter
+is ``core_model.metrics``'s, tested in ``test_metrics.py``)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.real_video import (
-    acceleration,
-    box_size,
     clip_metrics,
     confident,
-    jitter_2d,
-    jitter_3d,
     normalised_errors,
     pck,
     penetration_shares,
     swapped_fits_better,
-    triples,
 )
 
 
@@ -29,14 +25,6 @@ def hand(width: float = 100.0, height: float = 50.0, x0: float = 10.0, y0: float
     """21 landmarks spanning a width x height box from (x0, y0): box size max(width, height)."""
     t = np.linspace(0, 1, 21)
     return np.stack([x0 + width * t, y0 + height * t[::-1] ** 2], -1)
-
-
-def test_box_size_is_the_longer_side():
-    assert box_size(hand(100, 50)) == pytest.approx(100)
-    assert box_size(hand(30, 80)) == pytest.approx(80)
-    pts = hand()
-    pts[3, 0] = np.nan
-    assert np.isnan(box_size(pts))
 
 
 def test_confident_needs_score_and_all_landmarks():
@@ -81,43 +69,6 @@ def test_penetration_shares():
     assert n == 3
     assert share == pytest.approx(2 / 3)
     assert deep == pytest.approx(1 / 3)
-
-
-def test_acceleration_of_parabola_and_line():
-    t = np.arange(6, dtype=float)
-    a = 1.5
-    parabola = np.stack([a * t**2, np.zeros_like(t)], -1)[:, None]   # [6, 1, 2]
-    np.testing.assert_allclose(acceleration(parabola), 2 * a)
-    line = np.stack([3 * t + 1, -2 * t], -1)[:, None]
-    np.testing.assert_allclose(acceleration(line), 0, atol=1e-12)
-    assert triples(np.array([True, True, True, False, True, True])).tolist() == [True, False, False, False]
-
-
-def test_jitter_2d_parabola_is_2a_over_box():
-    n, a = 8, 0.5
-    t = np.arange(n, dtype=float)
-    pts = np.broadcast_to(hand(), (n, 2, 21, 2)).copy()
-    pts[..., 0] += a * t[:, None, None] ** 2                     # every keypoint moves on the same parabola
-    ok = np.ones((n, 2), bool)
-    scale = np.full((n, 2), 100.0)
-    value, count = jitter_2d(pts, ok, scale)
-    assert count == 2 * (n - 2)
-    assert value == pytest.approx(2 * a / 100)
-    lin = np.broadcast_to(hand(), (n, 2, 21, 2)) + 4 * t[:, None, None, None]
-    assert jitter_2d(lin, ok, scale)[0] == pytest.approx(0, abs=1e-12)
-    ok[3, 0] = False                                             # removes triples centred on 2, 3, 4 for hand 0
-    assert jitter_2d(pts, ok, scale)[1] == 2 * (n - 2) - 3
-
-
-def test_jitter_3d_is_wrist_relative_in_mm():
-    n, a = 6, 0.001                                              # metres
-    t = np.arange(n, dtype=float)
-    kp = np.zeros((n, 2, 21, 3))
-    kp[..., 2] = a * t[:, None, None] ** 2                       # the whole hand moves: no wrist-relative motion
-    assert jitter_3d(kp, np.ones((n, 2), bool)) == (pytest.approx(0), 2 * (n - 2))
-    kp[:, :, 1:, 0] += a * t[:, None, None] ** 2                 # fingers accelerate against the wrist
-    value, _ = jitter_3d(kp, np.ones((n, 2), bool))
-    assert value == pytest.approx(2 * a * 1e3)                   # 2a metres = 2 mm / frame^2
 
 
 def test_swapped_fits_better_finds_swapped_frames():

@@ -11,7 +11,7 @@ import torch
 
 from core_model.handmodel.poses import NAMED_POSES, pose_of
 from core_model.refine import RefineConfig, RefineInput, Refiner
-from core_model.refine.arrays import REFINED_ARRAYS, refine_result_arrays
+from core_model.refine.arrays import REFITTED_ARRAYS, refine_result_arrays
 from core_model.refine.camera import default_intrinsics, project
 from core_model.refine.gating import ABSENT, BLOB, SWAPPED, USED
 
@@ -138,7 +138,7 @@ def test_result_arrays_round_trip(openhand, scene):
     arrays["det_keypoints2d"][f], arrays["det_score"][f] = scene["px"].numpy(), 0.9
     out, result = refine_result_arrays(arrays, Refiner(openhand, dataclasses.replace(RefineConfig(), steps=10)),
                                        K=K)
-    assert set(out) == {f"refined_{k}" for k in REFINED_ARRAYS} | {"refined_gate"}
+    assert set(out) == {f"refined_{k}" for k in REFITTED_ARRAYS} | {"refined_gate"}
     assert out["refined_vertices"].shape == (n, 2, openhand.num_vertices, 3)
     assert np.isnan(out["refined_keypoints"][[0, -1]]).all() and not out["refined_inside"][[0, -1]].any()
     assert np.isnan(out["refined_depth"][[0, -1]]).all() and (out["refined_gate"][[0, -1]] == ABSENT).all()

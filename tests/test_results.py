@@ -82,9 +82,9 @@ def test_refined_arrays_round_trip(tmp_path):
 
 
 def test_refined_names_shapes_and_completeness_are_checked(tmp_path):
-    from core_model.refine.arrays import REFINED_ARRAYS as PRODUCED
+    from core_model.refine.arrays import REFITTED_ARRAYS
 
-    assert set(REFINED_ARRAYS) == set(PRODUCED) | {"gate"}  # what refinement makes is what the file takes
+    assert set(REFINED_ARRAYS) == set(REFITTED_ARRAYS) | {"gate"}  # what refinement makes is what the file takes
     result = make_result()
     result.refined = {**refined_arrays(result), "colour": np.zeros((5, 2), np.float32)}
     with pytest.raises(ResultFileError, match=r"unknown refined arrays \['refined_colour'\]"):

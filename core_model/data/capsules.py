@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-# (a, b, radius as a fraction of the wrist-to-middle-knuckle length)
-_BONES = [(0, 1, 0.14), (1, 2, 0.12), (2, 3, 0.10), (3, 4, 0.09)]
-for _f in range(1, 5):
-    _base = 1 + 4 * _f
-    _BONES += [(0, _base, 0.13), (_base, _base + 1, 0.095), (_base + 1, _base + 2, 0.085), (_base + 2, _base + 3, 0.08)]
-_BONES += [(5, 9, 0.12), (9, 13, 0.12), (13, 17, 0.11)]
-CAPSULES = np.array([(a, b) for a, b, _ in _BONES], dtype=np.int64)
-RADII = np.array([r for _, _, r in _BONES], dtype=np.float64)
+from core_model.handmodel.keypoints import BONES
+
+# The skeleton's bones, then the knuckle line; radii as fractions of the wrist-to-middle-knuckle length, per bone
+# from the finger's base outwards (the thumb's own, then the four fingers').
+CAPSULES = np.array([*BONES, (5, 9), (9, 13), (13, 17)], dtype=np.int64)
+RADII = np.array([0.14, 0.12, 0.10, 0.09] + [0.13, 0.095, 0.085, 0.08] * 4 + [0.12, 0.12, 0.11], dtype=np.float64)
 TIPS = (4, 8, 12, 16, 20)
 """Fingertip keypoints lie on the skin at the tip: their capsules end one radius short of them."""
 

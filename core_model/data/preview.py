@@ -9,9 +9,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from core_model.fileio import atomic_path
+from core_model.handmodel.keypoints import BONES
 
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4)] + [(a, a + 1) for f in range(1, 5) for a in (1 + 4 * f, 2 + 4 * f, 3 + 4 * f)]
-BONES += [(0, 1 + 4 * f) for f in range(1, 5)]
 HAND_RGB = ((40, 110, 255), (255, 140, 20))  # right blue, left orange
 
 

@@ -17,13 +17,11 @@ import cv2
 import numpy as np
 
 from core_model.fileio import atomic_path
+from core_model.handmodel.keypoints import BONES
 from core_model.render import HAND_COLOURS, PENETRATION_COLOUR
 from core_model.results import Reconstruction
 
 OVERLAY_MODES = ("keypoints", "mesh", "none")
-# OpenPose/MediaPipe order (DESIGN section 3): wrist to each finger's base, then along the finger.
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
 
 
 def hex_rgb(colour: str) -> tuple[int, int, int]:

@@ -21,6 +21,10 @@ MANO_JOINT_NAMES = ("wrist", "index1", "index2", "index3", "middle1", "middle2",
                     "pinky3", "ring1", "ring2", "ring3", "thumb1", "thumb2", "thumb3")
 MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 
+BONES = tuple((0 if k == 0 else 4 * f + k, 4 * f + k + 1) for f in range(len(FINGERS)) for k in range(4))
+"""The 20 edges (parent, child) of the 21-keypoint skeleton in our order: each finger's chain, its first point on
+the wrist ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), ... (19, 20)). Every figure draws hands with these."""
+
 FINGERTIP_ORDER = FINGERS
 """Order of a hand model's ``fingertip_ids``."""
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core_model.figures.overlay import BONES, hex_rgb
+from core_model.figures.overlay import hex_rgb
+from core_model.handmodel.keypoints import BONES
 from core_model.perception.infer import FramePerception
 from core_model.render import HAND_COLOURS
 

@@ -9,8 +9,9 @@ import dataclasses
 import numpy as np
 import torch
 
+from core_model.geometry.hand_box import box_side
 from core_model.perception.model import Perception
-from core_model.perception.realval import PCK_THRESHOLD, hand_size
+from core_model.perception.realval import PCK_THRESHOLD
 
 
 @dataclasses.dataclass
@@ -50,7 +51,7 @@ class CropScores:
         truth = keypoints.cpu().numpy().astype(np.float64)
         guess = pred.keypoints.cpu().numpy().astype(np.float64)
         vis = visible.cpu().numpy()
-        size = hand_size(truth)  # [N, 2], every keypoint of the hand (amodal)
+        size = box_side(truth)  # [N, 2], every keypoint of the hand (amodal)
         dist = np.linalg.norm(guess - truth, axis=-1)
         hits = (dist <= threshold * size[..., None]) & vis
         self.correct += int(hits.sum())

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core_model.geometry.hand_box import box_side
 from core_model.results import file_sha256
 
 FORMAT = "interhand-real-validation"
@@ -172,15 +173,6 @@ class FrameReader:
 # ------------------------------------------------------------------------------------------------- scoring
 
 
-def hand_size(keypoints: np.ndarray) -> np.ndarray:
-    """[..., 21, 2] -> [...]: the longer side of the box of the finite keypoints (PCK's normaliser)."""
-    finite = np.isfinite(keypoints).all(-1)
-    lo = np.where(finite[..., None], keypoints, np.inf).min(-2)
-    hi = np.where(finite[..., None], keypoints, -np.inf).max(-2)
-    side = (hi - lo).max(-1)
-    return np.where(np.isfinite(side), side, np.nan)
-
-
 @dataclasses.dataclass
 class FrameScore:
     """Per labelled frame: correct [2, 21] bool and labelled [2, 21] bool keypoints; found [2] bool (a hand
@@ -202,7 +194,7 @@ def score_frame(label: LabelledFrame, keypoints: np.ndarray, found: np.ndarray,
     if keypoints.shape != (2, 21, 2):
         raise ValueError(f"keypoints: expected shape (2, 21, 2), got {keypoints.shape}")
     labelled = np.isfinite(label.keypoints).all(-1) & label.present[:, None]
-    size = hand_size(np.where(labelled[..., None], label.keypoints, np.nan))
+    size = box_side(np.where(labelled[..., None], label.keypoints, np.nan))
     for h in range(2):  # sparse labels understate the hand's box: a labelled outline shows all of it
         if label.polygons[h]:
             outline = np.concatenate(label.polygons[h])

@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from core_model.progress import ProgressBar
+
 log = logging.getLogger("interhand")
 
 
@@ -49,43 +51,10 @@ EXIT_TRUNCATED = 3  # the result was written from the readable part of a damaged
 EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
 
 
-class _ProgressBar:
-    """A one-line text progress bar on stderr (a terminal) or a line per 10 % (a log file), one per stage:
-    ``detect`` (frames), ``model`` (windows), ``refine`` (chunks of frames; ``--refine``)."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self.last = (None, -1)
-        self.stage = ""
-        self.open = False
-
-    def end(self) -> None:
-        """Finish an unfinished bar line so the next message starts on its own line."""
-        if self.open:
-            print(file=sys.stderr, flush=True)
-            self.open = False
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self.stage:
-            self.end()  # a stage whose last event did not reach 100 %: its line is finished here
-        self.stage = stage
-        total = max(total, 1)
-        pct = min(100, int(100 * done / total))
-        if self.tty:
-            bar = "#" * (pct // 4)
-            print(f"\r{stage:7s} [{bar:25s}] {pct:3d}% {done}/{total}", end="", file=sys.stderr, flush=True)
-            self.open = True
-            if done >= total:
-                self.end()
-        elif (stage, pct // 10) != self.last:
-            self.last = (stage, pct // 10)
-            print(f"{stage}: {pct}% ({done}/{total})", file=sys.stderr, flush=True)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Reconstruct a video into a result file. Exit status 0, 2 (bad input: nothing written), 3 (a damaged or
     truncated video: the result holds the frames before the damage) or 130 (Ctrl-C: nothing written)."""
-    bar = _ProgressBar()
+    bar = ProgressBar()
     previous = _terminate_like_ctrl_c()
     try:
         return _run(args, bar)
@@ -121,7 +90,7 @@ def _terminate_like_ctrl_c():
     return signal.signal(signal.SIGTERM, interrupt)
 
 
-def _run(args: argparse.Namespace, bar: _ProgressBar) -> int:
+def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
     import torch
 
     from core_model.device import pick_device

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from core_model.assets import asset_path
+from core_model.geometry.hand_box import hand_size
 from core_model.timing import StageTimer, stage
 
 BUNDLE = ("mediapipe", "hand_landmarker.task")
@@ -82,12 +83,6 @@ class FrameHands:
 
     def __len__(self) -> int:
         return len(self.keypoints)
-
-
-def hand_size(keypoints: np.ndarray) -> np.ndarray:
-    """[..., 21, 2] -> [...] a scale for one hand: the diagonal of its landmarks' box (pixels)."""
-    span = np.nanmax(keypoints, axis=-2) - np.nanmin(keypoints, axis=-2)
-    return np.maximum(np.hypot(span[..., 0], span[..., 1]), 1.0)
 
 
 def drop_duplicates(hands: FrameHands, tolerance: float = 0.25) -> FrameHands:

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core_model.pipeline.detect import FrameHands, hand_size
+from core_model.geometry.hand_box import hand_size
+from core_model.pipeline.detect import FrameHands
 
 NONE, INFERRED, DETECTED = 0, 1, 2
 
@@ -278,17 +279,6 @@ def regions_from_boxes(hand_boxes: np.ndarray, smooth_frames: float = 0.0) -> Ha
     return HandRegions(square_regions(hand_boxes, smooth_frames=smooth_frames), hand_boxes, source,
                        np.full((n, 2, 21, 2), np.nan, np.float32), np.full((n, 2), np.nan, np.float32),
                        np.zeros(n, np.int8))
-
-
-def crop_transform(bbox: np.ndarray, size: int) -> np.ndarray:
-    """[..., 4] crops -> [..., 2, 3] affine maps from frame pixels to crop pixels (side ``size``)."""
-    bbox = np.asarray(bbox, np.float64)
-    scale = size / bbox[..., 2]
-    out = np.zeros(bbox.shape[:-1] + (2, 3))
-    out[..., 0, 0] = out[..., 1, 1] = scale
-    out[..., 0, 2] = -bbox[..., 0] * scale
-    out[..., 1, 2] = -bbox[..., 1] * scale
-    return out
 
 
 def landmarks_in_crops(keypoints: np.ndarray, bbox: np.ndarray) -> np.ndarray:

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core_model.handmodel.keypoints import BONES
 from core_model.pipeline.detect import FrameHands, MediaPipeHandDetector, detect_frames
 from core_model.pipeline.region import DETECTED, INFERRED, HandRegions, regions_from_detections
 from core_model.pipeline.video import open_source
 
 HAND_BGR = ((60, 60, 230), (230, 120, 40))  # right red, left blue (OpenCV draws BGR)
-BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
-         (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20))
 
 
 def draw_regions(frame_rgb: np.ndarray, regions: HandRegions, t: int) -> np.ndarray:

@@ -15,7 +15,6 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -46,20 +45,6 @@ class VideoInfo:
     rotation: int = 0
     bit_depth: int = 8
     channels: int = 3
-
-
-class FrameSource(Protocol):
-    """What the pipeline and the viewer need from a source: metadata, streaming and random access."""
-
-    info: VideoInfo
-    stopped_at: int | None
-    stop_reason: str | None
-
-    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]: ...
-
-    def read(self, index: int) -> np.ndarray: ...
-
-    def close(self) -> None: ...
 
 
 def to_rgb8(frame: np.ndarray, bgr: bool = True) -> np.ndarray:

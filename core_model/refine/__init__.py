@@ -4,10 +4,10 @@ Entry points: :class:`Refiner` (tensors in, tensors out, any device), :func:`ref
 file's arrays in, the ``refined_*`` arrays out) and :class:`RefineConfig`.
 """
 
-from core_model.refine.arrays import REFINED_ARRAYS, refine_result_arrays
+from core_model.refine.arrays import REFITTED_ARRAYS, refine_result_arrays
 from core_model.refine.config import RefineConfig
 from core_model.refine.fit import RefineInput, Refiner, RefineResult
 from core_model.refine.gating import REASONS, gate_detections
 
-__all__ = ["REASONS", "REFINED_ARRAYS", "RefineConfig", "RefineInput", "RefineResult", "Refiner", "gate_detections",
+__all__ = ["REASONS", "REFITTED_ARRAYS", "RefineConfig", "RefineInput", "RefineResult", "Refiner", "gate_detections",
            "refine_result_arrays"]

@@ -18,9 +18,11 @@ from core_model.refine.camera import default_intrinsics, fit_weak_perspective, r
 from core_model.refine.fit import RefineInput, Refiner, RefineResult
 from core_model.refine.gating import ABSENT
 
-REFINED_ARRAYS = ("betas", "global_orient", "hand_pose", "transl", "keypoints", "vertices", "inside", "depth",
-                  "keypoints2d")
-"""Result-file arrays refinement produces again; stored as ``refined_<name>``, plus ``refined_gate`` [N, 2]."""
+REFITTED_ARRAYS = ("betas", "global_orient", "hand_pose", "transl", "keypoints", "vertices", "inside", "depth",
+                   "keypoints2d")
+"""Names of the network's per-frame result arrays that refinement computes again; it stores them as
+``refined_<name>``, plus ``refined_gate`` [N, 2] (the file's whole refined part is
+``core_model.results.REFINED_ARRAYS``)."""
 
 
 def input_from_arrays(arrays: dict[str, np.ndarray], K: np.ndarray) -> tuple[RefineInput, np.ndarray]:
@@ -115,7 +117,7 @@ def refine_result_arrays(arrays: dict[str, np.ndarray], refiner: Refiner, *, K: 
     """Refine a result file's arrays (``Reconstruction.arrays()`` or the pipeline's dict) as one sequence.
 
     K: the camera's intrinsics when known, else ``image_size`` (width, height) gives an assumed one
-    (``camera.default_intrinsics``). Returns the ``refined_*`` arrays (:data:`REFINED_ARRAYS` and
+    (``camera.default_intrinsics``). Returns the ``refined_*`` arrays (:data:`REFITTED_ARRAYS` and
     ``refined_gate``) and the raw result (timings, per-term losses, gating reasons).
     """
     if K is None:

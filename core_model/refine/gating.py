@@ -12,18 +12,14 @@ import warnings
 
 import numpy as np
 
+from core_model.geometry.hand_box import hand_size
+
 USED, ABSENT, BLOB, SWAPPED, OFF_TRACK, TOO_FAR, RESIDUAL = range(7)
 REASONS = ("used", "absent or not confident", "one blob for two hands", "hands swapped against the prediction",
            "closer to the other hand's track", "too far from the prediction", "residual too large after fitting")
 PALM = [0, 5, 9, 13, 17]
 MIN_LANDMARKS = 8
 """A hand's detection counts when this many landmarks, the palm's five among them, are finite."""
-
-
-def hand_size(keypoints: np.ndarray) -> np.ndarray:
-    """[..., 21, 2] -> [...] the diagonal of the landmarks' box (pixels, at least 1)."""
-    span = np.nanmax(keypoints, axis=-2) - np.nanmin(keypoints, axis=-2)
-    return np.maximum(np.hypot(span[..., 0], span[..., 1]), 1.0)
 
 
 def _centre(keypoints: np.ndarray) -> np.ndarray:
@@ -51,9 +47,7 @@ def gate_detections(det_px: np.ndarray, det_score: np.ndarray, pred_px: np.ndarr
         valid, bool)
     reason = np.where(present, USED, ABSENT).astype(np.int8)
     safe = np.where(present[..., None, None] & seen[..., None], det_px, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        size = np.where(present, hand_size(safe), 1.0)
+    size = np.where(present, hand_size(safe), 1.0)
     safe = np.nan_to_num(safe)
     centre = _centre(safe)                                                     # [B, T, 2, 2]
     pred_centre = _centre(pred_px)

@@ -1,5 +1,6 @@
 """What a run writes as it goes: ``log.jsonl`` (one JSON record per logging interval: the training curve, readable
-without TensorBoard), TensorBoard event files under ``tb/``, and a progress line on stderr.
+without TensorBoard) and TensorBoard event files under ``tb/``; the progress line on stderr is
+:class:`core_model.progress.ProgressBar`.
 
 A resumed run appends to ``log.jsonl``; records of steps it redoes (those after the checkpoint it resumed from)
 are superseded: :func:`read_log` keeps, for every step, the record written last.
@@ -10,10 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
-import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -131,45 +130,3 @@ def plot_curve(records: list[dict[str, Any]], png: str | Path) -> Path:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, facecolor="white")
     return out
-
-
-class ProgressBar:
-    """A one-line progress display on ``stream``: redrawn in place on a terminal, a line per ``every`` steps in
-    a log file."""
-
-    def __init__(self, total: int, start: int = 0, every: int = 10, stream: TextIO | None = None) -> None:
-        self.total, self.start, self.every = total, start, every
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.began = time.perf_counter()
-
-    def update(self, step: int, text: str) -> None:
-        if not self.tty and step % self.every and step != self.total:
-            return
-        done = step - self.start
-        elapsed = time.perf_counter() - self.began
-        rate = elapsed / done if done else math.nan
-        eta = rate * (self.total - step) if done else math.nan
-        width = 24
-        filled = int(width * step / max(self.total, 1))
-        bar = "#" * filled + "." * (width - filled)
-        line = (f"[{bar}] {step}/{self.total} {text} {rate:.2f} s/step ETA {_duration(eta)}")
-        if self.tty:
-            self.stream.write("\r" + line[:160].ljust(160))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"

@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, set_view
 from viewer.session import LoadedResult, Session
 
-PRESETS = ("camera", "front", "side", "top", "alternative")
+VIEW_PRESETS = ("camera", "front", "side", "top", "alternative")
 # While the timeline plays in software GL, the 3D views render this fraction of their pixels in each direction and
 # are stretched to size (ParaView's "image reduction factor" during interaction): drawing the shaded hands cost
 # Mesa llvmpipe ~6-11 ms per view and frame at full size, which kept playback of the demo under 20 fps. Any frame
@@ -345,9 +345,9 @@ class ScenePanel(QtWidgets.QWidget):
         self.main = HandView(self)
         self.second = HandView(self)
         self.preset = QtWidgets.QComboBox(self)
-        self.preset.addItems(PRESETS)
+        self.preset.addItems(VIEW_PRESETS)
         self.second_preset = QtWidgets.QComboBox(self)
-        self.second_preset.addItems(PRESETS)
+        self.second_preset.addItems(VIEW_PRESETS)
         self.second_preset.setCurrentText("alternative")
         self.link = QtWidgets.QCheckBox("link second view", self)
         self.link.setChecked(True)
