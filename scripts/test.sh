@@ -33,8 +33,8 @@ fi
 
 echo "== ruff"
 "$BIN/ruff" check .
-echo "== import contract"
-"$BIN/lint-imports" --config pyproject.toml
+echo "== import contracts"
+"$BIN/lint-imports" pyproject.toml
 
 echo "== pytest"
 # The GUI tests need a real X display (Qt's xcb platform; the 3D views' off-screen VTK render windows use its GLX);
