@@ -380,16 +380,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.session.video_path is None or self.session.video_path.resolve() != settings.video.resolve():
             self.open_video(settings.video)
         self._run_settings = settings
-        # Imports hold the GIL while a module's body runs: MediaPipe's, and loading its native library (ctypes'
-        # dlopen, at the first detector) ~0.1 s each, the pipeline's and the network's ~50 ms. Done here, once,
-        # before the worker runs, not in the worker, where they would freeze this (GUI) thread mid-run.
-        import mediapipe.tasks.python.vision  # noqa: F401
-        from mediapipe.tasks.python.core.mediapipe_c_bindings import load_raw_library
-
+        # Imports hold the GIL while a module's body runs (the pipeline's and the network's ~50 ms), and so does
+        # loading MediaPipe (~0.2 s, see warm_up_detector). Done here, once, before the worker runs, not in the
+        # worker, where they would freeze this (GUI) thread mid-run.
         import core_model.network
         import core_model.pipeline.run  # noqa: F401
+        from core_model.pipeline.detect import warm_up_detector
 
-        load_raw_library()
+        warm_up_detector()
 
         self._run_model = describe_run_model(settings.checkpoint, settings.hand_model, settings.untrained)
         hand_model = self._run_model[1]
