@@ -15,6 +15,7 @@ import functools
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from core_model.geometry.normals import vertex_normals
 from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, set_view
 from viewer.session import LoadedResult, Session
 
@@ -40,17 +41,6 @@ LABEL_SIZE = 13  # points
 REFINED_TIP = ("The second view shows the test-time refinement's hands of this frame from the main view's camera "
                "(penetrating vertices red); the main view the network's")
 NO_REFINED_TIP = "The shown result holds no refinement (made by interhand run --refine)"
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals [V, 3] of a triangle mesh."""
-    a, b, c = (vertices[faces[:, i]] for i in range(3))
-    face_n = np.cross(b - a, c - a)
-    normals = np.zeros_like(vertices)
-    for i in range(3):
-        for axis in range(3):
-            normals[:, axis] += np.bincount(faces[:, i], face_n[:, axis], minlength=len(vertices))
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 def interior_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
