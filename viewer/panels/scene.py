@@ -16,7 +16,8 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from core_model.geometry.normals import vertex_normals
-from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, set_view
+from core_model.geometry.silhouette import SilhouetteEdges
+from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, fit_source_camera, set_view
 from viewer.session import LoadedResult, Session
 
 PRESETS = ("camera", "front", "side", "top", "alternative")
@@ -43,31 +44,16 @@ REFINED_TIP = ("The second view shows the test-time refinement's hands of this f
 NO_REFINED_TIP = "The shown result holds no refinement (made by interhand run --refine)"
 
 
-def interior_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The edges shared by exactly two triangles: their end points [E, 2] and the two triangles [E, 2]."""
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    owner = np.repeat(np.arange(len(faces)), 3)
-    key = edges[:, 0] * (int(faces.max()) + 1) + edges[:, 1]
-    order = np.argsort(key, kind="stable")
-    key, edges, owner = key[order], edges[order], owner[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    counts = np.diff(np.r_[starts, len(key)])
-    shared = starts[counts == 2]
-    return edges[shared], np.stack([owner[shared], owner[shared + 1]], axis=1)
-
-
 class Silhouette:
-    """The outline of a mesh from a renderer's camera: the edges between a triangle facing the camera and one facing
-    away (what vtkPolyDataSilhouette draws from the camera position, without border edges). Why not that filter: it
-    rebuilds its edge map on every change, and the mesh changes every frame, ~3 ms per view in software GL; here the
-    adjacency is computed once and each update is a few vectorised products, done when a render starts and the mesh
-    or the camera changed since the last one."""
+    """The outline of a mesh from a renderer's camera (core_model.geometry.silhouette, which says why not VTK's
+    filter), drawn as ``lines`` over the mesh's own points and brought up to date when a render starts and the
+    mesh or the camera changed since the last one."""
 
     def __init__(self, mesh, faces: np.ndarray, renderer) -> None:
         import pyvista as pv
 
-        self.mesh, self.faces, self.renderer = mesh, faces, renderer
-        self.edges, self.sides = interior_edges(faces)
+        self.mesh, self.renderer = mesh, renderer
+        self.edges = SilhouetteEdges(faces)
         self.lines = pv.PolyData()
         self.lines.SetPoints(mesh.GetPoints())  # the mesh's own points object: its updates are shared
         self._seen = (-1, -1)
@@ -83,13 +69,7 @@ class Silhouette:
         if seen == self._seen:
             return
         self._seen = seen
-        points = self.mesh.points
-        a, b, c = (points[self.faces[:, i]] for i in range(3))
-        normals = np.cross(b - a, c - a)
-        towards = points[self.edges[:, 0]] - np.asarray(camera.GetPosition())
-        facing = np.einsum("ij,ij->i", normals[self.sides[:, 0]], towards) * np.einsum(
-            "ij,ij->i", normals[self.sides[:, 1]], towards)
-        outline = self.edges[facing < 0]
+        outline = self.edges.seen_from(self.mesh.points, np.asarray(camera.GetPosition()))
         self.lines.lines = np.hstack([np.full((len(outline), 1), 2), outline]).ravel()
 
 
@@ -285,33 +265,12 @@ class HandView(QtWidgets.QWidget):
 
     def apply_preset(self, preset: str, points: np.ndarray | None) -> None:
         """``points`` [N, 3]: what the "camera" preset frames (the frame's hands), or None."""
-        if preset == "camera":  # along the camera's axis (OpenCV: z forward, y down) toward the hands
+        if preset == "camera":
+            pose = fit_source_camera(points, self.plotter.bounds, self.plotter.window_size)
             cam = self.plotter.camera
             cam.parallel_projection = False
-            cam.view_angle = 30.0
-            target = np.mean(points, 0) if points is not None else np.array([0.0, 0.0, 1.0])
-            extent = np.asarray(self.plotter.bounds, float).reshape(3, 2)
-            radius = max(0.5 * float(np.linalg.norm(extent[:, 1] - extent[:, 0])), 0.05)
-            if points is not None:  # what is framed may lie beyond this view's own actors (the other view's)
-                radius = max(radius, 0.5 * float(np.linalg.norm(points.max(0) - points.min(0))))
-            # A camera-space result is seen from the real camera at the origin, widened to every point (the
-            # refined hands lie where the video shows them, possibly far from the network's). The network's
-            # results are root-relative (the right wrist at the origin), where the origin is inside a hand: look
-            # along the same axis from the distance at which the hands fill the view.
-            # view_angle is the vertical one: a view narrower than tall sees less across
-            width, height = self.plotter.window_size
-            narrow = min(1.0, width / max(height, 1))
-            if target[2] > 2 * radius:
-                cam.position = (0.0, 0.0, 0.0)
-                if points is not None:
-                    rays = points / np.linalg.norm(points, axis=1, keepdims=True)
-                    off = np.arccos(np.clip(rays @ (target / np.linalg.norm(target)), -1.0, 1.0)).max()
-                    needed = 2.0 * np.degrees(np.arctan(np.tan(min(1.1 * off, 1.4)) / narrow))
-                    cam.view_angle = float(np.clip(needed, 30.0, 120.0))
-            else:
-                distance = 1.1 * radius / (np.tan(np.radians(15.0)) * narrow)
-                cam.position = tuple(target - np.array([0.0, 0.0, distance]))
-            cam.focal_point, cam.up = tuple(target), (0.0, -1.0, 0.0)
+            cam.view_angle = pose.view_angle
+            cam.position, cam.focal_point, cam.up = pose.position, pose.focal_point, pose.up
             self.plotter.reset_camera_clipping_range()
         else:
             set_view(self.plotter, preset)
