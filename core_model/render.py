@@ -17,8 +17,9 @@ PENETRATION_COLOUR = "#d62728"
 
 
 @dataclasses.dataclass
-class HandScene:
-    """One panel: meshes of both hands. vertices [2, V, 3] metres; faces per hand [F, 3]; inside [2, V] bool."""
+class FigurePanel:
+    """One panel of a figure that render_panels draws: meshes of both hands. vertices [2, V, 3] metres; faces per
+    hand [F, 3]; inside [2, V] bool."""
 
     vertices: np.ndarray
     faces: Sequence[np.ndarray]
@@ -94,32 +95,32 @@ def fit_source_camera(points: np.ndarray | None, bounds: Sequence[float], window
     return CameraPose(position=position, focal_point=tuple(target), up=(0.0, -1.0, 0.0), view_angle=view_angle)
 
 
-def render_scenes(scenes: Sequence[HandScene], path: str | Path, columns: int = 4,
+def render_panels(panels: Sequence[FigurePanel], path: str | Path, columns: int = 4,
                   panel_size: tuple[int, int] = (400, 400)) -> Path:
-    """Render panels into one PNG (written atomically) and return its path."""
+    """Render ``panels`` into one PNG, ``columns`` of them a row (written atomically); return its path."""
     off_screen_gl()
     import pyvista as pv
 
-    rows = -(-len(scenes) // columns)
-    cols = min(columns, len(scenes))
+    rows = -(-len(panels) // columns)
+    cols = min(columns, len(panels))
     plotter = pv.Plotter(off_screen=True, shape=(rows, cols), window_size=(panel_size[0] * cols,
                                                                           panel_size[1] * rows), border=False)
     try:
         plotter.set_background("white")
-        for i, scene in enumerate(scenes):
+        for i, panel in enumerate(panels):
             plotter.subplot(i // columns, i % columns)
             for hand in range(2):
-                mesh = polydata(scene.vertices[hand], scene.faces[hand])
-                if scene.inside is not None and scene.inside[hand].any():
+                mesh = polydata(panel.vertices[hand], panel.faces[hand])
+                if panel.inside is not None and panel.inside[hand].any():
                     colours = np.tile(np.array(pv.Color(HAND_COLOURS[hand]).float_rgb), (mesh.n_points, 1))
-                    colours[scene.inside[hand]] = pv.Color(PENETRATION_COLOUR).float_rgb
+                    colours[panel.inside[hand]] = pv.Color(PENETRATION_COLOUR).float_rgb
                     mesh.point_data["rgb"] = (colours * 255).astype(np.uint8)
                     plotter.add_mesh(mesh, scalars="rgb", rgb=True, smooth_shading=True, specular=0.2)
                 else:
                     plotter.add_mesh(mesh, color=HAND_COLOURS[hand], smooth_shading=True, specular=0.2)
-            if scene.title:
-                plotter.add_text(scene.title, font_size=12, color="black")
-            set_view(plotter, scene.view)
+            if panel.title:
+                plotter.add_text(panel.title, font_size=12, color="black")
+            set_view(plotter, panel.view)
         with atomic_path(path) as tmp:
             plotter.screenshot(str(tmp))
     finally:

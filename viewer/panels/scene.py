@@ -20,7 +20,7 @@ from core_model.geometry.silhouette import SilhouetteEdges
 from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, fit_source_camera, set_view
 from viewer.session import LoadedResult, Session
 
-PRESETS = ("camera", "front", "side", "top", "alternative")
+VIEW_PRESETS = ("camera", "front", "side", "top", "alternative")
 # While the timeline plays in software GL, the 3D views render this fraction of their pixels in each direction and
 # are stretched to size (ParaView's "image reduction factor" during interaction): drawing the shaded hands cost
 # Mesa llvmpipe ~6-11 ms per view and frame at full size, which kept playback of the demo under 20 fps. Any frame
@@ -60,7 +60,7 @@ class Silhouette:
         self._observer = renderer.AddObserver("StartEvent", lambda *_: self.update())
 
     def detach(self) -> None:
-        """Stop following the renderer (the view shows another scene)."""
+        """Stop following the renderer (the view shows other meshes)."""
         self.renderer.RemoveObserver(self._observer)
 
     def update(self) -> None:
@@ -91,7 +91,7 @@ def set_camera_state(plotter, state: dict) -> None:
     plotter.reset_camera_clipping_range()
 
 
-class HandsScene:
+class HandPolyData:
     """The meshes of one hand model as PolyData shared by every view: ``hands``, both hands of the result as one
     mesh (right then left, each in its colour), ``truth``, both ground-truth hands as one mesh, and ``refined``,
     the two refined hands apart (the second view draws them, each only where it was refined).
@@ -206,8 +206,8 @@ class HandView(QtWidgets.QWidget):
         if text != self.label_text:  # a new text is a new texture to draw
             self.label.SetInput(text)
 
-    def show_scene(self, scene: HandsScene, refined: bool = False) -> None:
-        """Actors for ``scene``'s hands and ground truth, and with ``refined`` for its refined hands too (hidden
+    def show_meshes(self, meshes: HandPolyData, refined: bool = False) -> None:
+        """Actors for ``meshes``' hands and ground truth, and with ``refined`` for its refined hands too (hidden
         until :meth:`set_visible` shows them)."""
         from vtkmodules.vtkRenderingCore import vtkMapper
 
@@ -219,17 +219,17 @@ class HandView(QtWidgets.QWidget):
         for silhouette in self.silhouettes:
             silhouette.detach()
         self.silhouettes = []
-        self.hand_actors = [self._hand(scene.hands)]
-        self.refined_actors = [self._hand(mesh) for mesh in scene.refined] if refined else []
+        self.hand_actors = [self._hand(meshes.hands)]
+        self.refined_actors = [self._hand(mesh) for mesh in meshes.refined] if refined else []
         for actor in self.refined_actors:
             actor.SetVisibility(False)
-        surface = self.plotter.add_mesh(scene.truth, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
+        surface = self.plotter.add_mesh(meshes.truth, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
                                         reset_camera=False, render=False)
         # Pushed back in depth: where the truth coincides with the prediction, the prediction wins outright
         # instead of z-fighting with the tint (which speckled it and dulled the penetration red).
         surface.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(*GT_DEPTH_OFFSET)
         surface.prop.lighting = False
-        self.truth_actors = [surface, self._outline(scene.truth, scene.pair_faces)]
+        self.truth_actors = [surface, self._outline(meshes.truth, meshes.pair_faces)]
 
     def _hand(self, mesh):
         actor = self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, specular=0.2, show_scalar_bar=False,
@@ -288,15 +288,15 @@ class ScenePanel(QtWidgets.QWidget):
     def __init__(self, session: Session, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.scene: HandsScene | None = None
+        self.meshes: HandPolyData | None = None
         self._model_name: str | None = None
-        self._fresh = False  # a new scene: fit the camera on the first frame that has hands
+        self._fresh = False  # new meshes: fit the camera on the first frame that has hands
         self.main = HandView(self)
         self.second = HandView(self)
         self.preset = QtWidgets.QComboBox(self)
-        self.preset.addItems(PRESETS)
+        self.preset.addItems(VIEW_PRESETS)
         self.second_preset = QtWidgets.QComboBox(self)
-        self.second_preset.addItems(PRESETS)
+        self.second_preset.addItems(VIEW_PRESETS)
         self.second_preset.setCurrentText("alternative")
         self.link = QtWidgets.QCheckBox("link second view", self)
         self.link.setChecked(True)
@@ -359,10 +359,10 @@ class ScenePanel(QtWidgets.QWidget):
         from core_model.pipeline.models import faces_of, hand_model_of_result
 
         model = hand_model_of_result(hand_model)
-        self.scene = HandsScene(faces_of(model), model.num_vertices)
+        self.meshes = HandPolyData(faces_of(model), model.num_vertices)
         self._model_name = hand_model.lower()
-        self.main.show_scene(self.scene)
-        self.second.show_scene(self.scene, refined=True)
+        self.main.show_meshes(self.meshes)
+        self.second.show_meshes(self.meshes, refined=True)
         self._compile_shaders(np.stack([model.right.data.v_template, model.left.data.v_template]))
         self._fresh = True
 
@@ -372,8 +372,8 @@ class ScenePanel(QtWidgets.QWidget):
         does in 50-100 ms per actor; done here (when a result opens or before a run's worker starts), the first
         frames of a run do not freeze the window while it streams in."""
         none = np.zeros(rest.shape[:2], bool)
-        self.scene.update(rest, none, rest)
-        self.scene.update_refined(rest, none, np.ones(2, bool))
+        self.meshes.update(rest, none, rest)
+        self.meshes.update_refined(rest, none, np.ones(2, bool))
         for view in (self.main, self.second):
             actors = view.hand_actors + view.truth_actors + view.refined_actors
             shown = [actor.GetVisibility() for actor in actors]
@@ -415,7 +415,7 @@ class ScenePanel(QtWidgets.QWidget):
 
     def show_frame(self, frame: int) -> None:
         loaded = self.session.primary
-        if self.scene is None or loaded is None:
+        if self.meshes is None or loaded is None:
             for view in (self.main, self.second):
                 view.set_label("no result open")
             self.render()
@@ -426,7 +426,7 @@ class ScenePanel(QtWidgets.QWidget):
         has_truth = bool(truth is not None and truth.shape[2] == result.num_vertices and self.truth.isChecked()
                          and np.isfinite(truth[frame]).all())
         if drawable:
-            self.scene.update(result.vertices[frame], result.inside[frame], truth[frame] if has_truth else None)
+            self.meshes.update(result.vertices[frame], result.inside[frame], truth[frame] if has_truth else None)
             text = f"frame {frame}"
             if result.inside[frame].any():
                 text += f": {int(result.inside[frame].sum())} penetrating vertices"
@@ -455,7 +455,7 @@ class ScenePanel(QtWidgets.QWidget):
         vertices = result.refined["vertices"][frame]
         inside = np.asarray(result.refined["inside"][frame], bool)
         hands = np.isfinite(vertices).all(axis=(-1, -2)) & loaded.shows(frame)  # [2]: refined hands to draw
-        self.scene.update_refined(vertices, inside, hands)
+        self.meshes.update_refined(vertices, inside, hands)
         if not loaded.shows(frame):
             refined = f"frame {frame}: not reconstructed yet"
         elif not hands.any():
