@@ -21,7 +21,7 @@ from viewer.panels.timeline import TimelinePanel
 from viewer.panels.video import VideoPanel
 from viewer.session import LoadedResult, Session
 from viewer.worker import GeneratorWorker
-from viewer.workspace import Workspace, load_workspace, save_workspace
+from viewer.workspace_file import Workspace, load_workspace, save_workspace
 
 MAX_RECENT = 10
 DRAIN_MS = 100  # the GUI takes in a running job's output at most this often
