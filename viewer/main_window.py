@@ -1,31 +1,29 @@
 """InterHand Studio's main window: the Session (one current frame) and the dockable panels that show it, the
-menus that open, run and export, and the worker that runs the model off the GUI thread."""
+menus that open, run and export. Runs of the model are viewer.runs', background jobs viewer.job_runner's."""
 
 from __future__ import annotations
 
 import base64
-import gc
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core_model.pipeline.models import describe_run_model
 from core_model.pipeline.video import VIDEO_SUFFIXES
-from core_model.results import Reconstruction, ResultMeta, load_result, save_result
-from viewer.jobs import ModelFactory, RunSettings, build_model, overlay_job, reconstruction_job
+from core_model.results import load_result, save_result
+from viewer.job_runner import JobRunner
+from viewer.jobs import overlay_job
 from viewer.panels.attention import AttentionPanel
 from viewer.panels.charts import ChartsPanel
 from viewer.panels.scene import ScenePanel
 from viewer.panels.timeline import TimelinePanel
 from viewer.panels.video import VideoPanel
+from viewer.runs import Runs
 from viewer.session import LoadedResult, Session
 from viewer.worker import GeneratorWorker
 from viewer.workspace_file import Workspace, load_workspace, save_workspace
 
 MAX_RECENT = 10
-DRAIN_MS = 100  # the GUI takes in a running job's output at most this often
-STATUS_MS = 250  # a running job's progress and messages reach the status bar at most this often
 PANELS = {"video": "Video", "scene": "3D view", "timeline": "Timeline", "charts": "Charts",
           "attention": "Attention"}
 
@@ -50,22 +48,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setDockNestingEnabled(True)
         self.settings = QtCore.QSettings()
         self.session = Session(self)
-        self.worker: GeneratorWorker | None = None
-        self._stream: LoadedResult | None = None
-        self._run_settings: RunSettings | None = None
-        self._run_model = ("", "")  # (preset, hand-model name) of the run in progress
-        self._pending: list[object] = []  # items the worker yielded, not yet shown
-        self._on_items = None
-        self._drain = QtCore.QTimer(self)
-        self._drain.setSingleShot(True)
-        self._drain.setInterval(DRAIN_MS)
-        self._drain.timeout.connect(self._drain_items)
-        self._status_timer = QtCore.QTimer(self)
-        self._status_timer.setSingleShot(True)
-        self._status_timer.setInterval(STATUS_MS)
-        self._status_timer.timeout.connect(self._show_status)
-        self._status_message: str | None = None  # the latest, not yet shown, of a running job
-        self._status_progress: tuple[str, int, int] | None = None
         self.last_error = ""
         self.panels = {"video": VideoPanel(self.session), "scene": ScenePanel(self.session),
                        "timeline": TimelinePanel(self.session), "charts": ChartsPanel(self.session),
@@ -91,6 +73,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resizeDocks([self.docks["video"], self.docks["scene"]], [560, 720], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["scene"], self.docks["charts"], self.docks["video"], self.docks["attention"]],
                          [440, 320, 400, 360], QtCore.Qt.Orientation.Vertical)
+        self.runs = Runs(self)
         self._build_status_bar()
         self._build_menus()
         self._build_shortcuts()
@@ -107,17 +90,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from core_model.device import describe_device, pick_device
 
         bar = self.statusBar()
-        self.progress = QtWidgets.QProgressBar(self)
-        self.progress.setMaximumWidth(260)
-        self.progress.setFormat("%p%")
-        self.cancel_button = QtWidgets.QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel_job)
+        self.job_runner = JobRunner(self)
         self.model_label = QtWidgets.QLabel(self)
         self.device_label = QtWidgets.QLabel(f"Device: {describe_device(pick_device())}", self)
-        for widget in (self.progress, self.cancel_button, self.model_label, self.device_label):
+        for widget in (self.job_runner.progress, self.job_runner.cancel_button, self.model_label, self.device_label):
             bar.addPermanentWidget(widget)
-        self.progress.hide()
-        self.cancel_button.hide()
         bar.showMessage("Open a video or a result file: File ▸ Open (Ctrl+O), or drop it onto the window")
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut: QtGui.QKeySequence | str | None = None
@@ -141,8 +118,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file, "&Close all", self.close_all)
         self._action(file, "&Quit", self.close, keys.Quit)
         run = self.menuBar().addMenu("&Run")
-        self._action(run, "&Reconstruct video…", self._run_dialog, "Ctrl+R")
-        self._action(run, "&Cancel", self.cancel_job)
+        self._action(run, "&Reconstruct video…", self.runs.dialog, "Ctrl+R")
+        self._action(run, "&Cancel", self.job_runner.cancel)
         export = self.menuBar().addMenu("&Export")
         self._action(export, "&Meshes (OBJ / PLY / GLB)…", self._mesh_dialog, "Ctrl+E")
         self._action(export, "&Overlay video (mp4)…", self._overlay_dialog)
@@ -251,7 +228,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.panels["scene"].set_cameras(workspace.cameras)
 
     def close_all(self) -> None:
-        self.cancel_job()
+        self.job_runner.cancel()
         self.session.clear()
 
     def _remember(self, path: Path) -> None:
@@ -270,28 +247,30 @@ class MainWindow(QtWidgets.QMainWindow):
             self._action(self.recent_menu, path, lambda _=False, p=path: self.open_path(p))
         self.recent_menu.setEnabled(bool(self.recent_files()))
 
-    def _last_dir(self) -> str:
+    def last_dir(self) -> str:
+        """Where file dialogs start: the folder of the file opened last."""
         return str(self.settings.value("last_dir", str(Path.home())))
 
     def _open_dialog(self, filters: str = "") -> None:
         filters = filters or ("Videos, results and workspaces (*.npz *.json "
                               + " ".join(f"*{s}" for s in VIDEO_SUFFIXES) + ");;All files (*)")
-        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open", self._last_dir(), filters)
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open", self.last_dir(), filters)
         for path in paths:
             self.open_path(path)
 
     def _save_result_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save result", self._last_dir(), "Result (*.npz)")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save result", self.last_dir(), "Result (*.npz)")
         if path:
-            self._guarded("Cannot save", lambda: self.save_result(Path(path)))
+            self.guarded("Cannot save", lambda: self.save_result(Path(path)))
 
     def _save_workspace_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save workspace", self._last_dir(),
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save workspace", self.last_dir(),
                                                         "Workspace (*.json)")
         if path:
-            self._guarded("Cannot save", lambda: self.save_workspace(Path(path)))
+            self.guarded("Cannot save", lambda: self.save_workspace(Path(path)))
 
-    def _guarded(self, title: str, action) -> object:
+    def guarded(self, title: str, action: Callable[[], object]) -> object:
+        """``action()``, or None with its error (ValueError, OSError: core_model's messages) shown in a dialog."""
         try:
             return action()
         except (ValueError, OSError) as exc:
@@ -320,163 +299,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.save_result_action.setEnabled(primary is not None and bool(primary.ready.all()))
         names = ", ".join(r.label for r in self.session.results)
         self.setWindowTitle(f"InterHand Studio — {names}" if names else "InterHand Studio")
-
-    # ------------------------------------------------------------------------------------------------ jobs
-
-    def _start_job(self, worker: GeneratorWorker, on_items, repaint: bool = False) -> None:
-        """Run ``worker``; what it yields is handed to ``on_items`` in batches, at most every DRAIN_MS. With
-        ``repaint``, the window is drawn at once before the worker starts: a job that changed much of it (a run
-        opens its video and shows the progress) would otherwise have the whole window drawn in the next pass of
-        the event loop, competing with the worker's start for the GIL and both cores (measured: a 150-200 ms
-        freeze as the run began; none over 40 ms since)."""
-        if self.worker is not None:
-            raise ValueError(f"busy: {self.worker.title} is still running; cancel it first")
-        self.worker = worker
-        self._on_items = on_items
-        worker.yielded.connect(self._queue_item)
-        worker.failed.connect(lambda message: self.show_error(f"{worker.title} failed", message))
-        worker.cancelled.connect(lambda message: self._report(message=message))  # after what is pending
-        worker.finished.connect(self._job_ended)
-        self.progress.setValue(0)
-        self.progress.show()
-        self.cancel_button.show()
-        self.cancel_button.setEnabled(True)
-        if repaint:
-            self.repaint()
-        worker.start()
-
-    def _queue_item(self, item: object) -> None:
-        self._pending.append(item)
-        if not self._drain.isActive():
-            self._drain.start()
-
-    def _drain_items(self) -> None:
-        items, self._pending = self._pending, []
-        if items:
-            self._on_items(items)
-
-    def _job_ended(self) -> None:
-        self._drain.stop()
-        self._drain_items()  # what the worker yielded last, before it ended
-        self._status_timer.stop()
-        self._show_status()  # its last message (the result written) stays
-        worker, self.worker = self.worker, None
-        if worker is not None:
-            worker.deleteLater()
-        if self._stream is not None and not self._stream.ready.all():  # cancelled or failed mid-run
-            self.session.remove_result(self._stream)
-        self._stream = None
-        self.progress.hide()
-        self.cancel_button.hide()
-
-    def cancel_job(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self.cancel_button.setEnabled(False)
-            self.statusBar().showMessage(f"{self.worker.title}: cancelling after the current batch…")
-
-    def start_run(self, settings: RunSettings, factory: ModelFactory = build_model) -> None:
-        """Reconstruct ``settings.video`` in the worker; frames appear in every panel as their windows finish."""
-        if self.session.video_path is None or self.session.video_path.resolve() != settings.video.resolve():
-            self.open_video(settings.video)
-        self._run_settings = settings
-        # Imports hold the GIL while a module's body runs (the pipeline's and the network's ~50 ms), and so does
-        # loading MediaPipe (~0.2 s, see warm_up_detector). Done here, once, before the worker runs, not in the
-        # worker, where they would freeze this (GUI) thread mid-run.
-        import core_model.network
-        import core_model.pipeline.run  # noqa: F401
-        from core_model.pipeline.detect import warm_up_detector
-
-        warm_up_detector()
-
-        self._run_model = describe_run_model(settings.checkpoint, settings.hand_model, settings.untrained)
-        hand_model = self._run_model[1]
-        self.panels["scene"].prepare(hand_model)
-        self.model_label.setText(f"Hand model: {hand_model}")
-        # Python's cyclic GC runs a full collection over every live object (torch, VTK, Qt wrappers: a big
-        # heap) while holding the GIL; triggered in the worker by the model's construction it froze this thread
-        # for 150-400 ms. Objects alive now are long-lived: move them out of the collector's reach.
-        gc.freeze()
-        self._start_job(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", self),
-                        self._on_run_events, repaint=True)
-
-    def _on_run_events(self, events: list) -> None:
-        """A batch of RunEvents: one progress update and one frames_updated for all of them, so a burst of
-        small events costs the GUI thread one redraw."""
-        frames = []
-        for event in events:
-            if event.message and event.stage != "done":
-                self._report(message=event.message)
-            if event.stage == "model":
-                if self._stream is None:
-                    self._stream = self._streamed_result(event.arrays)
-                    self.session.add_result(self._stream, primary=True)
-                self._stream.ready[event.frames] = True
-                frames.append(np.asarray(event.frames))
-            elif event.stage == "done":
-                final = LoadedResult(self._stream.label, event.result, np.ones(event.result.num_frames, bool),
-                                     self._stream.path)
-                self.session.replace_result(self._stream, final)
-                self._stream = None
-                self._report(message=event.message)
-        if frames and self._stream is not None:
-            self.session.frames_updated.emit(np.concatenate(frames))
-        last = events[-1]
-        if last.stage != "done":
-            stage = {"detect": "detecting hands", "refine": "refining"}.get(last.stage, "reconstructing")
-            self._report(progress=(stage, last.done, last.total))
-
-    def _streamed_result(self, arrays: dict[str, np.ndarray]) -> LoadedResult:
-        """A view of the run's arrays as a result whose frames become ready as the model finishes them."""
-        settings = self._run_settings
-        n = len(arrays["vertices"])
-        meta = ResultMeta(source_path=str(settings.video), source_sha256="", fps=self.session.fps, frame_count=n,
-                          model_preset=self._run_model[0], checkpoint_sha256="", hand_model=self._run_model[1])
-        return LoadedResult(settings.output.stem, Reconstruction(meta=meta, **arrays), np.zeros(n, bool),
-                            settings.output)
-
-    def _report(self, message: str | None = None, progress: tuple[str, int, int] | None = None) -> None:
-        """Show a running job's message and progress (stage, done, total) within STATUS_MS, the latest of each:
-        a job reports several times per drain, and each change of the status bar costs a repaint."""
-        if message is not None:
-            self._status_message = message
-        if progress is not None:
-            self._status_progress = progress
-        if not self._status_timer.isActive():
-            self._status_timer.start()
-
-    def _show_status(self) -> None:
-        message, self._status_message = self._status_message, None
-        progress, self._status_progress = self._status_progress, None
-        if message is not None:
-            self._deferred(self.statusBar(), lambda: self.statusBar().showMessage(message, 10000))
-        if progress is not None and self.progress.isVisible():
-            self._deferred(self.progress, lambda: self._progress(*progress))
-
-    @staticmethod
-    def _deferred(widget: QtWidgets.QWidget, change) -> None:
-        """Make ``change`` to ``widget`` and leave its repaint to the next window update. QProgressBar.setValue and
-        QStatusBar.showMessage repaint at once: a window flush of its own on the GUI thread for each message, on
-        top of the next frame's."""
-        widget.setUpdatesEnabled(False)
-        try:
-            change()
-        finally:
-            widget.setUpdatesEnabled(True)  # schedules one update() of the widget
-
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        if self.progress.maximum() != max(total, 1):
-            self.progress.setRange(0, max(total, 1))
-        if not self.progress.format().startswith(stage):
-            self.progress.setFormat(f"{stage} %v/%m")
-        self.progress.setValue(done)
-
-    def _run_dialog(self) -> None:
-        from viewer.dialogs import RunDialog
-
-        dialog = RunDialog(self.session.video_path, self)
-        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self._guarded("Cannot run", lambda: self.start_run(dialog.settings()))
 
     # ------------------------------------------------------------------------------------------------ export
 
@@ -548,45 +370,43 @@ class MainWindow(QtWidgets.QMainWindow):
             raise ValueError("overlay: open a video and its finished result first")
 
         def on_items(items: list[tuple[int, int]]) -> None:
-            self._report(progress=("overlay video", *items[-1]))
+            self.job_runner.report(progress=("overlay video", *items[-1]))
             if items[-1][0] == items[-1][1]:
-                self._report(message=f"wrote {path}")
+                self.job_runner.report(message=f"wrote {path}")
 
-        self._start_job(GeneratorWorker(overlay_job(self.session.video_path, primary.result, path,
-                                                    self.panels["video"].mode.currentText()),
-                                        "overlay video", self), on_items)
+        self.job_runner.start(GeneratorWorker(overlay_job(self.session.video_path, primary.result, path,
+                                                          self.panels["video"].mode.currentText()),
+                                              "overlay video", self), on_items)
 
     def _mesh_dialog(self) -> None:
         from viewer.dialogs import MeshExportDialog
 
-        dialog = MeshExportDialog(self.session.frame, self.session.num_frames, self._last_dir(), self)
+        dialog = MeshExportDialog(self.session.frame, self.session.num_frames, self.last_dir(), self)
         if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self._guarded("Cannot export", lambda: self.export_meshes(Path(dialog.folder.text()),
+            self.guarded("Cannot export", lambda: self.export_meshes(Path(dialog.folder.text()),
                                                                       dialog.format.currentText(), dialog.frames()))
 
     def _figure_dialog(self) -> None:
         from viewer.dialogs import FigureDialog
 
-        dialog = FigureDialog(self.session.frame, str(Path(self._last_dir()) / "figure.png"), self)
+        dialog = FigureDialog(self.session.frame, str(Path(self.last_dir()) / "figure.png"), self)
         if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self._guarded("Cannot make the figure", lambda: self.export_figure(**dialog.options()))
+            self.guarded("Cannot make the figure", lambda: self.export_figure(**dialog.options()))
 
     def _overlay_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Overlay video", self._last_dir(), "MP4 (*.mp4)")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Overlay video", self.last_dir(), "MP4 (*.mp4)")
         if path:
-            self._guarded("Cannot export", lambda: self.export_overlay(Path(path)))
+            self.guarded("Cannot export", lambda: self.export_overlay(Path(path)))
 
     def _screenshot_dialog(self, key: str) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Screenshot", self._last_dir(), "PNG (*.png)")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Screenshot", self.last_dir(), "PNG (*.png)")
         if path:
-            self._guarded("Cannot save", lambda: self.save_screenshot(key, Path(path)))
+            self.guarded("Cannot save", lambda: self.save_screenshot(key, Path(path)))
 
     # ------------------------------------------------------------------------------------------------ closing
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt's name)
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker.wait()
+        self.job_runner.stop()
         self.panels["timeline"].pause()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())

@@ -61,8 +61,8 @@ def test_demo_opens_runs_scrubs_and_exports(window, qtbot, tmp_path):
 
     # The shipped model, run on the demo video in the worker, gives the shipped result.
     output = tmp_path / "demo_run.npz"
-    window.start_run(RunSettings(files[0], output, batch=2))
-    qtbot.waitUntil(lambda: window.worker is None, timeout=600_000)
+    window.runs.start(RunSettings(files[0], output, batch=2))
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=600_000)
     assert window.last_error == ""
     run = load_result(output)
     assert run.meta.checkpoint_sha256 == demo.meta.checkpoint_sha256

@@ -71,8 +71,8 @@ def test_overlay_video_is_written_in_the_worker(window, files, tmp_path, qtbot):
     window.open_path(files["a"])
     target = tmp_path / "overlay.mp4"
     window.export_overlay(target)
-    assert window.worker is not None and window.worker.isRunning()
-    qtbot.waitUntil(lambda: window.worker is None, timeout=20000)
+    assert window.job_runner.worker is not None and window.job_runner.worker.isRunning()
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=20000)
     assert window.last_error == ""
     capture = cv2.VideoCapture(str(target))
     frames = []
