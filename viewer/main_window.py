@@ -1,5 +1,6 @@
 """InterHand Studio's main window: the Session (one current frame) and the dockable panels that show it, the
-menus that open, run and export. Runs of the model are viewer.runs', background jobs viewer.job_runner's."""
+menus that open, run and export. Runs of the model are viewer.runs', exports viewer.exports', background jobs
+viewer.job_runner's."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from core_model.pipeline.video import VIDEO_SUFFIXES
 from core_model.results import load_result, save_result
+from viewer.exports import Exports
 from viewer.job_runner import JobRunner
-from viewer.jobs import overlay_job
 from viewer.panels.attention import AttentionPanel
 from viewer.panels.charts import ChartsPanel
 from viewer.panels.scene import ScenePanel
@@ -20,7 +21,6 @@ from viewer.panels.timeline import TimelinePanel
 from viewer.panels.video import VideoPanel
 from viewer.runs import Runs
 from viewer.session import LoadedResult, Session
-from viewer.worker import GeneratorWorker
 from viewer.workspace_file import Workspace, load_workspace, save_workspace
 
 MAX_RECENT = 10
@@ -74,6 +74,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resizeDocks([self.docks["scene"], self.docks["charts"], self.docks["video"], self.docks["attention"]],
                          [440, 320, 400, 360], QtCore.Qt.Orientation.Vertical)
         self.runs = Runs(self)
+        self.exports = Exports(self)
         self._build_status_bar()
         self._build_menus()
         self._build_shortcuts()
@@ -121,12 +122,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(run, "&Reconstruct video…", self.runs.dialog, "Ctrl+R")
         self._action(run, "&Cancel", self.job_runner.cancel)
         export = self.menuBar().addMenu("&Export")
-        self._action(export, "&Meshes (OBJ / PLY / GLB)…", self._mesh_dialog, "Ctrl+E")
-        self._action(export, "&Overlay video (mp4)…", self._overlay_dialog)
-        self._action(export, "&Figure…", self._figure_dialog, "Ctrl+Shift+F")
+        self._action(export, "&Meshes (OBJ / PLY / GLB)…", self.exports.mesh_dialog, "Ctrl+E")
+        self._action(export, "&Overlay video (mp4)…", self.exports.overlay_dialog)
+        self._action(export, "&Figure…", self.exports.figure_dialog, "Ctrl+Shift+F")
         shots = export.addMenu("&Screenshot")
         for key, title in {**PANELS, "window": "Whole window"}.items():
-            self._action(shots, f"{title}…", lambda _=False, k=key: self._screenshot_dialog(k))
+            self._action(shots, f"{title}…", lambda _=False, k=key: self.exports.screenshot_dialog(k))
         view = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -299,109 +300,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.save_result_action.setEnabled(primary is not None and bool(primary.ready.all()))
         names = ", ".join(r.label for r in self.session.results)
         self.setWindowTitle(f"InterHand Studio — {names}" if names else "InterHand Studio")
-
-    # ------------------------------------------------------------------------------------------------ export
-
-    def _faces(self):
-        from core_model.pipeline.models import faces_of, hand_model_of_result
-
-        primary = self.session.primary
-        if primary is None:
-            raise ValueError("export: open a result first")
-        return faces_of(hand_model_of_result(primary.result.meta.hand_model))
-
-    def export_meshes(self, folder: Path, file_format: str, frames: range) -> list[Path]:
-        """One mesh file per frame with both hands (core_model.pipeline.sequence_export.export_frames)."""
-        from core_model.pipeline.sequence_export import export_frames
-
-        primary = self.session.primary
-        faces = self._faces()
-        ready = [t for t in frames if primary.shows(t)]
-        written = export_frames(primary.result, faces, folder, file_format, ready)
-        if not written:
-            raise ValueError(f"export: none of frames {frames.start}–{frames.stop - 1} has both hands reconstructed")
-        self.statusBar().showMessage(f"wrote {len(written)} {file_format.upper()} file(s) to {folder}", 8000)
-        return written
-
-    def export_figure(self, kind: str, path: Path, frames: list[int] | None = None,
-                      views: list[str] | None = None, block: int = 0, heads: list[int] | None = None,
-                      dpi: int = 300) -> Path:
-        """A paper figure through core_model.figures (the same code as ``interhand figures``)."""
-        primary = self.session.primary
-        if primary is None or not primary.ready.all():
-            raise ValueError("figure: open a finished result first")
-        frames = frames if frames else [self.session.frame]
-        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
-        try:
-            if kind == "multiview":
-                from core_model.figures.multiview import multiview_figure
-
-                written = multiview_figure(primary.result, frames, self._faces(), path, video=self.session.video_path,
-                                           views=views or ("front", "alternative"), dpi=dpi)
-            elif kind == "accel":
-                from core_model.figures.accel import acceleration_figure
-
-                written = acceleration_figure([(r.label, r.result) for r in self.session.results if r.ready.all()],
-                                              path, dpi=dpi)
-            elif kind == "attention":
-                from core_model.figures.attention import attention_figure
-
-                written = attention_figure(primary.result, frames[0], path, block=block, heads=heads or [0, 1],
-                                           dpi=dpi)
-            else:
-                raise ValueError(f"figure: unknown kind {kind!r}")
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
-        self.statusBar().showMessage(f"wrote {written}", 8000)
-        return written
-
-    def panel_image(self, key: str) -> QtGui.QImage:
-        return self.grab().toImage() if key == "window" else self.panels[key].snapshot()
-
-    def save_screenshot(self, key: str, path: Path) -> Path:
-        if not self.panel_image(key).save(str(path)):
-            raise OSError(f"screenshot: cannot write {path} (a .png or .jpg in a writable folder)")
-        return path
-
-    def export_overlay(self, path: Path) -> None:
-        """The overlay mp4 of the shown result over its video, written in the worker."""
-        primary = self.session.primary
-        if primary is None or self.session.video_path is None or not primary.ready.all():
-            raise ValueError("overlay: open a video and its finished result first")
-
-        def on_items(items: list[tuple[int, int]]) -> None:
-            self.job_runner.report(progress=("overlay video", *items[-1]))
-            if items[-1][0] == items[-1][1]:
-                self.job_runner.report(message=f"wrote {path}")
-
-        self.job_runner.start(GeneratorWorker(overlay_job(self.session.video_path, primary.result, path,
-                                                          self.panels["video"].mode.currentText()),
-                                              "overlay video", self), on_items)
-
-    def _mesh_dialog(self) -> None:
-        from viewer.dialogs import MeshExportDialog
-
-        dialog = MeshExportDialog(self.session.frame, self.session.num_frames, self.last_dir(), self)
-        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self.guarded("Cannot export", lambda: self.export_meshes(Path(dialog.folder.text()),
-                                                                      dialog.format.currentText(), dialog.frames()))
-
-    def _figure_dialog(self) -> None:
-        from viewer.dialogs import FigureDialog
-
-        dialog = FigureDialog(self.session.frame, str(Path(self.last_dir()) / "figure.png"), self)
-        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self.guarded("Cannot make the figure", lambda: self.export_figure(**dialog.options()))
-
-    def _overlay_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Overlay video", self.last_dir(), "MP4 (*.mp4)")
-        if path:
-            self.guarded("Cannot export", lambda: self.export_overlay(Path(path)))
-
-    def _screenshot_dialog(self, key: str) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Screenshot", self.last_dir(), "PNG (*.png)")
-        if path:
-            self.guarded("Cannot save", lambda: self.save_screenshot(key, Path(path)))
 
     # ------------------------------------------------------------------------------------------------ closing
 
