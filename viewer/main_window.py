@@ -1,10 +1,9 @@
-"""InterHand Studio's main window: the Session (one current frame) and the dockable panels that show it, the
-menus that open, run and export. Runs of the model are viewer.runs', exports viewer.exports', background jobs
-viewer.job_runner's."""
+"""InterHand Studio's main window: the Session (one current frame), the dockable panels that show it, the menus,
+and opening files. What the menus start is done elsewhere: viewer.runs (the model over a video), viewer.exports
+and viewer.workspaces; what runs in the worker goes through viewer.job_runner."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from viewer.panels.timeline import TimelinePanel
 from viewer.panels.video import VideoPanel
 from viewer.runs import Runs
 from viewer.session import LoadedResult, Session
-from viewer.workspace_file import Workspace, load_workspace, save_workspace
+from viewer.workspaces import Workspaces
 
 MAX_RECENT = 10
 PANELS = {"video": "Video", "scene": "3D view", "timeline": "Timeline", "charts": "Charts",
@@ -41,6 +40,9 @@ def file_kind(path: Path) -> str | None:
 
 
 class MainWindow(QtWidgets.QMainWindow):
+    """The panels docked around one Session, the menus, the status bar, and opening and saving files. ``runs``,
+    ``exports`` and ``workspaces`` do what their menus ask; ``job_runner`` runs their background jobs."""
+
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("InterHand Studio")
@@ -75,6 +77,7 @@ class MainWindow(QtWidgets.QMainWindow):
                          [440, 320, 400, 360], QtCore.Qt.Orientation.Vertical)
         self.runs = Runs(self)
         self.exports = Exports(self)
+        self.workspaces = Workspaces(self)
         self._build_status_bar()
         self._build_menus()
         self._build_shortcuts()
@@ -114,7 +117,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file, "Open &workspace…", lambda: self._open_dialog("Workspace (*.json)"))
         file.addSeparator()
         self.save_result_action = self._action(file, "&Save result as…", self._save_result_dialog, keys.Save)
-        self._action(file, "Save wor&kspace as…", self._save_workspace_dialog)
+        self._action(file, "Save wor&kspace as…", self.workspaces.save_dialog)
         file.addSeparator()
         self._action(file, "&Close all", self.close_all)
         self._action(file, "&Quit", self.close, keys.Quit)
@@ -166,7 +169,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if kind == "result":
                 self.open_result(path)
             elif kind == "workspace":
-                self.open_workspace(path)
+                self.workspaces.open(path)
             elif kind == "video":
                 self.open_video(path)
             else:
@@ -201,32 +204,6 @@ class MainWindow(QtWidgets.QMainWindow):
         saved = save_result(primary.result, path)
         primary.path = saved
         return saved
-
-    def workspace(self) -> Workspace:
-        return Workspace(
-            results=[str(r.path.resolve()) for r in self.session.results if r.path is not None],
-            video=str(self.session.video_path.resolve()) if self.session.video_path else None,
-            frame=self.session.frame, cameras=self.panels["scene"].cameras(),
-            layout=base64.b64encode(bytes(self.saveState())).decode(),
-            geometry=base64.b64encode(bytes(self.saveGeometry())).decode(),
-            overlay=self.panels["video"].mode.currentText())
-
-    def save_workspace(self, path: Path) -> Path:
-        return save_workspace(self.workspace(), path)
-
-    def open_workspace(self, path: Path) -> None:
-        workspace = load_workspace(path)
-        self.close_all()
-        if workspace.video:
-            self.open_video(Path(workspace.video))
-        for result in workspace.results:
-            self.open_result(Path(result))
-        self.restoreGeometry(QtCore.QByteArray(base64.b64decode(workspace.geometry)))
-        self.restoreState(QtCore.QByteArray(base64.b64decode(workspace.layout)))
-        self.panels["video"].mode.setCurrentText(workspace.overlay)
-        self.session.set_frame(workspace.frame, force=True)
-        if workspace.cameras:
-            self.panels["scene"].set_cameras(workspace.cameras)
 
     def close_all(self) -> None:
         self.job_runner.cancel()
@@ -263,12 +240,6 @@ class MainWindow(QtWidgets.QMainWindow):
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save result", self.last_dir(), "Result (*.npz)")
         if path:
             self.guarded("Cannot save", lambda: self.save_result(Path(path)))
-
-    def _save_workspace_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save workspace", self.last_dir(),
-                                                        "Workspace (*.json)")
-        if path:
-            self.guarded("Cannot save", lambda: self.save_workspace(Path(path)))
 
     def guarded(self, title: str, action: Callable[[], object]) -> object:
         """``action()``, or None with its error (ValueError, OSError: core_model's messages) shown in a dialog."""

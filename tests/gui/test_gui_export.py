@@ -98,7 +98,7 @@ def test_workspace_reopens_results_frame_cameras_and_layout(window, files, tmp_p
     window.panels["video"].mode.setCurrentText("mesh")
     window.docks["attention"].hide()
     cameras = window.panels["scene"].cameras()
-    path = window.save_workspace(tmp_path / "work.json")
+    path = window.workspaces.save(tmp_path / "work.json")
     window.close_all()
     window.docks["attention"].show()
     assert window.session.results == [] and window.session.video is None
