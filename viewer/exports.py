@@ -10,24 +10,19 @@ from typing import TYPE_CHECKING
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from viewer.jobs import overlay_job
+from viewer.window_part import WindowPart
 from viewer.worker import GeneratorWorker
 
 if TYPE_CHECKING:
     from viewer.main_window import MainWindow
 
 
-class Exports(QtCore.QObject):
+class Exports(WindowPart):
     """Exports what ``window`` shows: its session's primary result, its panels, itself."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.session = window.session
-
-    @property
-    def window(self) -> MainWindow:
-        """The window, this object's Qt parent: not an attribute, which would make the window and this keep each
-        other's Python objects alive after the window is deleted."""
-        return self.parent()
 
     def _faces(self):
         from core_model.pipeline.models import faces_of, hand_model_of_result

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtWidgets
 
+from viewer.window_part import WindowPart
 from viewer.worker import GeneratorWorker
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ DRAIN_MS = 100  # the GUI takes in a running job's output at most this often
 STATUS_MS = 250  # a running job's progress and messages reach the status bar at most this often
 
 
-class JobRunner(QtCore.QObject):
+class JobRunner(WindowPart):
     """Runs one job at a time for ``window``. ``worker``: the running job's thread, None when idle; ``progress``
     and ``cancel_button``: the status bar's widgets for it, shown while a job runs (the window places them)."""
 
@@ -45,12 +46,6 @@ class JobRunner(QtCore.QObject):
         self.cancel_button.clicked.connect(self.cancel)
         self.progress.hide()
         self.cancel_button.hide()
-
-    @property
-    def window(self) -> MainWindow:
-        """The window, this object's Qt parent: not an attribute, which would make the window and this keep each
-        other's Python objects alive after the window is deleted."""
-        return self.parent()
 
     def start(self, worker: GeneratorWorker, on_items: Callable[[list], None], repaint: bool = False,
               on_end: Callable[[], None] | None = None) -> None:

@@ -7,19 +7,20 @@ import gc
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from core_model.pipeline.models import describe_run_model
 from core_model.results import Reconstruction, ResultMeta
 from viewer.jobs import ModelFactory, RunSettings, build_model, reconstruction_job
 from viewer.session import LoadedResult
+from viewer.window_part import WindowPart
 from viewer.worker import GeneratorWorker
 
 if TYPE_CHECKING:
     from viewer.main_window import MainWindow
 
 
-class Runs(QtCore.QObject):
+class Runs(WindowPart):
     """Starts reconstructions for ``window`` through its job runner and turns their RunEvents into a result that
     grows in the session: shown from the first finished window, replaced by the final one when the run ends, and
     removed if it ends unfinished (cancelled or failed)."""
@@ -30,12 +31,6 @@ class Runs(QtCore.QObject):
         self._stream: LoadedResult | None = None
         self._settings: RunSettings | None = None
         self._model = ("", "")  # (preset, hand-model name) of the run in progress
-
-    @property
-    def window(self) -> MainWindow:
-        """The window, this object's Qt parent: not an attribute, which would make the window and this keep each
-        other's Python objects alive after the window is deleted."""
-        return self.parent()
 
     def start(self, settings: RunSettings, factory: ModelFactory = build_model) -> None:
         """Reconstruct ``settings.video`` in the worker; frames appear in every panel as their windows finish."""

@@ -9,24 +9,19 @@ from typing import TYPE_CHECKING
 
 from PySide6 import QtCore, QtWidgets
 
+from viewer.window_part import WindowPart
 from viewer.workspace_file import Workspace, load_workspace, save_workspace
 
 if TYPE_CHECKING:
     from viewer.main_window import MainWindow
 
 
-class Workspaces(QtCore.QObject):
+class Workspaces(WindowPart):
     """Saves ``window``'s state to a workspace file and restores it (results and video by their paths)."""
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.session = window.session
-
-    @property
-    def window(self) -> MainWindow:
-        """The window, this object's Qt parent: not an attribute, which would make the window and this keep each
-        other's Python objects alive after the window is deleted."""
-        return self.parent()
 
     def current(self) -> Workspace:
         """The window's state now."""
