@@ -51,6 +51,16 @@ def test_detector_runs_offline_and_sees_no_hand_in_a_blank_frame():
         MediaPipeHandDetector(model_path="/nonexistent.task")
 
 
+def test_detector_warm_up_loads_the_native_library_once():
+    from core_model.pipeline.detect import warm_up_detector
+
+    warm_up_detector()  # through MediaPipe's internal loader: an upgrade that moved it fails here
+    warm_up_detector()
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        assert "libmediapipe" in maps.read_text()
+
+
 def test_run_with_no_hands_anywhere_fails_clearly(tmp_path, capsys):
     clip = write_clip(tmp_path / "nohands.avi")
     out = tmp_path / "r.npz"

@@ -52,7 +52,7 @@ def screenshot_when_drawn(window, shots: Sequence[str], settle_ms: int = 500) ->
         app.processEvents()
         try:
             for key, path in targets:
-                window.save_screenshot(key, path)
+                window.exports.screenshot(key, path)
         except OSError as exc:
             print(exc, file=sys.stderr)
             app.exit(1)

@@ -1,4 +1,5 @@
-"""Small forms that collect what a run or an export needs; they only gather values, MainWindow acts on them."""
+"""Small forms that collect what a run or an export needs; they only gather values, viewer.runs and
+viewer.exports act on them."""
 
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ class FigureDialog(_Form):
         self.finish()
 
     def options(self) -> dict:
-        """Keyword arguments of MainWindow.export_figure (ValueError naming the field when one is off)."""
+        """Keyword arguments of Exports.figure (ValueError naming the field when one is off)."""
         try:
             frames = [int(v) for v in self.frames.text().replace(",", " ").split()]
             heads = [int(v) - 1 for v in self.heads.text().replace(",", " ").split()]

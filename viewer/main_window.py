@@ -1,31 +1,28 @@
-"""InterHand Studio's main window: the Session (one current frame) and the dockable panels that show it, the
-menus that open, run and export, and the worker that runs the model off the GUI thread."""
+"""InterHand Studio's main window: the Session (one current frame), the dockable panels that show it, the menus,
+and opening files. What the menus start is done elsewhere: viewer.runs (the model over a video), viewer.exports
+and viewer.workspaces; what runs in the worker goes through viewer.job_runner."""
 
 from __future__ import annotations
 
-import base64
-import gc
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core_model.pipeline.models import describe_run_model
 from core_model.pipeline.video import VIDEO_SUFFIXES
-from core_model.results import Reconstruction, ResultMeta, load_result, save_result
-from viewer.jobs import ModelFactory, RunSettings, build_model, overlay_job, reconstruction_job
+from core_model.results import load_result, save_result
+from viewer.exports import Exports
+from viewer.job_runner import JobRunner
 from viewer.panels.attention import AttentionPanel
 from viewer.panels.charts import ChartsPanel
 from viewer.panels.scene import ScenePanel
 from viewer.panels.timeline import TimelinePanel
 from viewer.panels.video import VideoPanel
+from viewer.runs import Runs
 from viewer.session import LoadedResult, Session
-from viewer.worker import GeneratorWorker
-from viewer.workspace import Workspace, load_workspace, save_workspace
+from viewer.workspaces import Workspaces
 
 MAX_RECENT = 10
-DRAIN_MS = 100  # the GUI takes in a running job's output at most this often
-STATUS_MS = 250  # a running job's progress and messages reach the status bar at most this often
 PANELS = {"video": "Video", "scene": "3D view", "timeline": "Timeline", "charts": "Charts",
           "attention": "Attention"}
 
@@ -43,6 +40,9 @@ def file_kind(path: Path) -> str | None:
 
 
 class MainWindow(QtWidgets.QMainWindow):
+    """The panels docked around one Session, the menus, the status bar, and opening and saving files. ``runs``,
+    ``exports`` and ``workspaces`` do what their menus ask; ``job_runner`` runs their background jobs."""
+
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("InterHand Studio")
@@ -50,22 +50,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setDockNestingEnabled(True)
         self.settings = QtCore.QSettings()
         self.session = Session(self)
-        self.worker: GeneratorWorker | None = None
-        self._stream: LoadedResult | None = None
-        self._run_settings: RunSettings | None = None
-        self._run_model = ("", "")  # (preset, hand-model name) of the run in progress
-        self._pending: list[object] = []  # items the worker yielded, not yet shown
-        self._on_items = None
-        self._drain = QtCore.QTimer(self)
-        self._drain.setSingleShot(True)
-        self._drain.setInterval(DRAIN_MS)
-        self._drain.timeout.connect(self._drain_items)
-        self._status_timer = QtCore.QTimer(self)
-        self._status_timer.setSingleShot(True)
-        self._status_timer.setInterval(STATUS_MS)
-        self._status_timer.timeout.connect(self._show_status)
-        self._status_message: str | None = None  # the latest, not yet shown, of a running job
-        self._status_progress: tuple[str, int, int] | None = None
         self.last_error = ""
         self.panels = {"video": VideoPanel(self.session), "scene": ScenePanel(self.session),
                        "timeline": TimelinePanel(self.session), "charts": ChartsPanel(self.session),
@@ -91,6 +75,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resizeDocks([self.docks["video"], self.docks["scene"]], [560, 720], QtCore.Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["scene"], self.docks["charts"], self.docks["video"], self.docks["attention"]],
                          [440, 320, 400, 360], QtCore.Qt.Orientation.Vertical)
+        self.runs = Runs(self)
+        self.exports = Exports(self)
+        self.workspaces = Workspaces(self)
         self._build_status_bar()
         self._build_menus()
         self._build_shortcuts()
@@ -107,17 +94,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from core_model.device import describe_device, pick_device
 
         bar = self.statusBar()
-        self.progress = QtWidgets.QProgressBar(self)
-        self.progress.setMaximumWidth(260)
-        self.progress.setFormat("%p%")
-        self.cancel_button = QtWidgets.QPushButton("Cancel", self)
-        self.cancel_button.clicked.connect(self.cancel_job)
+        self.job_runner = JobRunner(self)
         self.model_label = QtWidgets.QLabel(self)
         self.device_label = QtWidgets.QLabel(f"Device: {describe_device(pick_device())}", self)
-        for widget in (self.progress, self.cancel_button, self.model_label, self.device_label):
+        for widget in (self.job_runner.progress, self.job_runner.cancel_button, self.model_label, self.device_label):
             bar.addPermanentWidget(widget)
-        self.progress.hide()
-        self.cancel_button.hide()
         bar.showMessage("Open a video or a result file: File ▸ Open (Ctrl+O), or drop it onto the window")
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut: QtGui.QKeySequence | str | None = None
@@ -136,20 +117,20 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file, "Open &workspace…", lambda: self._open_dialog("Workspace (*.json)"))
         file.addSeparator()
         self.save_result_action = self._action(file, "&Save result as…", self._save_result_dialog, keys.Save)
-        self._action(file, "Save wor&kspace as…", self._save_workspace_dialog)
+        self._action(file, "Save wor&kspace as…", self.workspaces.save_dialog)
         file.addSeparator()
         self._action(file, "&Close all", self.close_all)
         self._action(file, "&Quit", self.close, keys.Quit)
         run = self.menuBar().addMenu("&Run")
-        self._action(run, "&Reconstruct video…", self._run_dialog, "Ctrl+R")
-        self._action(run, "&Cancel", self.cancel_job)
+        self._action(run, "&Reconstruct video…", self.runs.dialog, "Ctrl+R")
+        self._action(run, "&Cancel", self.job_runner.cancel)
         export = self.menuBar().addMenu("&Export")
-        self._action(export, "&Meshes (OBJ / PLY / GLB)…", self._mesh_dialog, "Ctrl+E")
-        self._action(export, "&Overlay video (mp4)…", self._overlay_dialog)
-        self._action(export, "&Figure…", self._figure_dialog, "Ctrl+Shift+F")
+        self._action(export, "&Meshes (OBJ / PLY / GLB)…", self.exports.mesh_dialog, "Ctrl+E")
+        self._action(export, "&Overlay video (mp4)…", self.exports.overlay_dialog)
+        self._action(export, "&Figure…", self.exports.figure_dialog, "Ctrl+Shift+F")
         shots = export.addMenu("&Screenshot")
         for key, title in {**PANELS, "window": "Whole window"}.items():
-            self._action(shots, f"{title}…", lambda _=False, k=key: self._screenshot_dialog(k))
+            self._action(shots, f"{title}…", lambda _=False, k=key: self.exports.screenshot_dialog(k))
         view = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -188,7 +169,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if kind == "result":
                 self.open_result(path)
             elif kind == "workspace":
-                self.open_workspace(path)
+                self.workspaces.open(path)
             elif kind == "video":
                 self.open_video(path)
             else:
@@ -224,34 +205,8 @@ class MainWindow(QtWidgets.QMainWindow):
         primary.path = saved
         return saved
 
-    def workspace(self) -> Workspace:
-        return Workspace(
-            results=[str(r.path.resolve()) for r in self.session.results if r.path is not None],
-            video=str(self.session.video_path.resolve()) if self.session.video_path else None,
-            frame=self.session.frame, cameras=self.panels["scene"].cameras(),
-            layout=base64.b64encode(bytes(self.saveState())).decode(),
-            geometry=base64.b64encode(bytes(self.saveGeometry())).decode(),
-            overlay=self.panels["video"].mode.currentText())
-
-    def save_workspace(self, path: Path) -> Path:
-        return save_workspace(self.workspace(), path)
-
-    def open_workspace(self, path: Path) -> None:
-        workspace = load_workspace(path)
-        self.close_all()
-        if workspace.video:
-            self.open_video(Path(workspace.video))
-        for result in workspace.results:
-            self.open_result(Path(result))
-        self.restoreGeometry(QtCore.QByteArray(base64.b64decode(workspace.geometry)))
-        self.restoreState(QtCore.QByteArray(base64.b64decode(workspace.layout)))
-        self.panels["video"].mode.setCurrentText(workspace.overlay)
-        self.session.set_frame(workspace.frame, force=True)
-        if workspace.cameras:
-            self.panels["scene"].set_cameras(workspace.cameras)
-
     def close_all(self) -> None:
-        self.cancel_job()
+        self.job_runner.cancel()
         self.session.clear()
 
     def _remember(self, path: Path) -> None:
@@ -270,28 +225,24 @@ class MainWindow(QtWidgets.QMainWindow):
             self._action(self.recent_menu, path, lambda _=False, p=path: self.open_path(p))
         self.recent_menu.setEnabled(bool(self.recent_files()))
 
-    def _last_dir(self) -> str:
+    def last_dir(self) -> str:
+        """Where file dialogs start: the folder of the file opened last."""
         return str(self.settings.value("last_dir", str(Path.home())))
 
     def _open_dialog(self, filters: str = "") -> None:
         filters = filters or ("Videos, results and workspaces (*.npz *.json "
                               + " ".join(f"*{s}" for s in VIDEO_SUFFIXES) + ");;All files (*)")
-        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open", self._last_dir(), filters)
+        paths, _ = QtWidgets.QFileDialog.getOpenFileNames(self, "Open", self.last_dir(), filters)
         for path in paths:
             self.open_path(path)
 
     def _save_result_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save result", self._last_dir(), "Result (*.npz)")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save result", self.last_dir(), "Result (*.npz)")
         if path:
-            self._guarded("Cannot save", lambda: self.save_result(Path(path)))
+            self.guarded("Cannot save", lambda: self.save_result(Path(path)))
 
-    def _save_workspace_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save workspace", self._last_dir(),
-                                                        "Workspace (*.json)")
-        if path:
-            self._guarded("Cannot save", lambda: self.save_workspace(Path(path)))
-
-    def _guarded(self, title: str, action) -> object:
+    def guarded(self, title: str, action: Callable[[], object]) -> object:
+        """``action()``, or None with its error (ValueError, OSError: core_model's messages) shown in a dialog."""
         try:
             return action()
         except (ValueError, OSError) as exc:
@@ -321,274 +272,10 @@ class MainWindow(QtWidgets.QMainWindow):
         names = ", ".join(r.label for r in self.session.results)
         self.setWindowTitle(f"InterHand Studio — {names}" if names else "InterHand Studio")
 
-    # ------------------------------------------------------------------------------------------------ jobs
-
-    def _start_job(self, worker: GeneratorWorker, on_items, repaint: bool = False) -> None:
-        """Run ``worker``; what it yields is handed to ``on_items`` in batches, at most every DRAIN_MS. With
-        ``repaint``, the window is drawn at once before the worker starts: a job that changed much of it (a run
-        opens its video and shows the progress) would otherwise have the whole window drawn in the next pass of
-        the event loop, competing with the worker's start for the GIL and both cores (measured: a 150-200 ms
-        freeze as the run began; none over 40 ms since)."""
-        if self.worker is not None:
-            raise ValueError(f"busy: {self.worker.title} is still running; cancel it first")
-        self.worker = worker
-        self._on_items = on_items
-        worker.yielded.connect(self._queue_item)
-        worker.failed.connect(lambda message: self.show_error(f"{worker.title} failed", message))
-        worker.cancelled.connect(lambda message: self._report(message=message))  # after what is pending
-        worker.finished.connect(self._job_ended)
-        self.progress.setValue(0)
-        self.progress.show()
-        self.cancel_button.show()
-        self.cancel_button.setEnabled(True)
-        if repaint:
-            self.repaint()
-        worker.start()
-
-    def _queue_item(self, item: object) -> None:
-        self._pending.append(item)
-        if not self._drain.isActive():
-            self._drain.start()
-
-    def _drain_items(self) -> None:
-        items, self._pending = self._pending, []
-        if items:
-            self._on_items(items)
-
-    def _job_ended(self) -> None:
-        self._drain.stop()
-        self._drain_items()  # what the worker yielded last, before it ended
-        self._status_timer.stop()
-        self._show_status()  # its last message (the result written) stays
-        worker, self.worker = self.worker, None
-        if worker is not None:
-            worker.deleteLater()
-        if self._stream is not None and not self._stream.ready.all():  # cancelled or failed mid-run
-            self.session.remove_result(self._stream)
-        self._stream = None
-        self.progress.hide()
-        self.cancel_button.hide()
-
-    def cancel_job(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-            self.cancel_button.setEnabled(False)
-            self.statusBar().showMessage(f"{self.worker.title}: cancelling after the current batch…")
-
-    def start_run(self, settings: RunSettings, factory: ModelFactory = build_model) -> None:
-        """Reconstruct ``settings.video`` in the worker; frames appear in every panel as their windows finish."""
-        if self.session.video_path is None or self.session.video_path.resolve() != settings.video.resolve():
-            self.open_video(settings.video)
-        self._run_settings = settings
-        # Imports hold the GIL while a module's body runs: MediaPipe's, and loading its native library (ctypes'
-        # dlopen, at the first detector) ~0.1 s each, the pipeline's and the network's ~50 ms. Done here, once,
-        # before the worker runs, not in the worker, where they would freeze this (GUI) thread mid-run.
-        import mediapipe.tasks.python.vision  # noqa: F401
-        from mediapipe.tasks.python.core.mediapipe_c_bindings import load_raw_library
-
-        import core_model.network
-        import core_model.pipeline.run  # noqa: F401
-
-        load_raw_library()
-
-        self._run_model = describe_run_model(settings.checkpoint, settings.hand_model, settings.untrained)
-        hand_model = self._run_model[1]
-        self.panels["scene"].prepare(hand_model)
-        self.model_label.setText(f"Hand model: {hand_model}")
-        # Python's cyclic GC runs a full collection over every live object (torch, VTK, Qt wrappers: a big
-        # heap) while holding the GIL; triggered in the worker by the model's construction it froze this thread
-        # for 150-400 ms. Objects alive now are long-lived: move them out of the collector's reach.
-        gc.freeze()
-        self._start_job(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", self),
-                        self._on_run_events, repaint=True)
-
-    def _on_run_events(self, events: list) -> None:
-        """A batch of RunEvents: one progress update and one frames_updated for all of them, so a burst of
-        small events costs the GUI thread one redraw."""
-        frames = []
-        for event in events:
-            if event.message and event.stage != "done":
-                self._report(message=event.message)
-            if event.stage == "model":
-                if self._stream is None:
-                    self._stream = self._streamed_result(event.arrays)
-                    self.session.add_result(self._stream, primary=True)
-                self._stream.ready[event.frames] = True
-                frames.append(np.asarray(event.frames))
-            elif event.stage == "done":
-                final = LoadedResult(self._stream.label, event.result, np.ones(event.result.num_frames, bool),
-                                     self._stream.path)
-                self.session.replace_result(self._stream, final)
-                self._stream = None
-                self._report(message=event.message)
-        if frames and self._stream is not None:
-            self.session.frames_updated.emit(np.concatenate(frames))
-        last = events[-1]
-        if last.stage != "done":
-            stage = {"detect": "detecting hands", "refine": "refining"}.get(last.stage, "reconstructing")
-            self._report(progress=(stage, last.done, last.total))
-
-    def _streamed_result(self, arrays: dict[str, np.ndarray]) -> LoadedResult:
-        """A view of the run's arrays as a result whose frames become ready as the model finishes them."""
-        settings = self._run_settings
-        n = len(arrays["vertices"])
-        meta = ResultMeta(source_path=str(settings.video), source_sha256="", fps=self.session.fps, frame_count=n,
-                          model_preset=self._run_model[0], checkpoint_sha256="", hand_model=self._run_model[1])
-        return LoadedResult(settings.output.stem, Reconstruction(meta=meta, **arrays), np.zeros(n, bool),
-                            settings.output)
-
-    def _report(self, message: str | None = None, progress: tuple[str, int, int] | None = None) -> None:
-        """Show a running job's message and progress (stage, done, total) within STATUS_MS, the latest of each:
-        a job reports several times per drain, and each change of the status bar costs a repaint."""
-        if message is not None:
-            self._status_message = message
-        if progress is not None:
-            self._status_progress = progress
-        if not self._status_timer.isActive():
-            self._status_timer.start()
-
-    def _show_status(self) -> None:
-        message, self._status_message = self._status_message, None
-        progress, self._status_progress = self._status_progress, None
-        if message is not None:
-            self._deferred(self.statusBar(), lambda: self.statusBar().showMessage(message, 10000))
-        if progress is not None and self.progress.isVisible():
-            self._deferred(self.progress, lambda: self._progress(*progress))
-
-    @staticmethod
-    def _deferred(widget: QtWidgets.QWidget, change) -> None:
-        """Make ``change`` to ``widget`` and leave its repaint to the next window update. QProgressBar.setValue and
-        QStatusBar.showMessage repaint at once: a window flush of its own on the GUI thread for each message, on
-        top of the next frame's."""
-        widget.setUpdatesEnabled(False)
-        try:
-            change()
-        finally:
-            widget.setUpdatesEnabled(True)  # schedules one update() of the widget
-
-    def _progress(self, stage: str, done: int, total: int) -> None:
-        if self.progress.maximum() != max(total, 1):
-            self.progress.setRange(0, max(total, 1))
-        if not self.progress.format().startswith(stage):
-            self.progress.setFormat(f"{stage} %v/%m")
-        self.progress.setValue(done)
-
-    def _run_dialog(self) -> None:
-        from viewer.dialogs import RunDialog
-
-        dialog = RunDialog(self.session.video_path, self)
-        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self._guarded("Cannot run", lambda: self.start_run(dialog.settings()))
-
-    # ------------------------------------------------------------------------------------------------ export
-
-    def _faces(self):
-        from core_model.pipeline.models import faces_of, hand_model_of_result
-
-        primary = self.session.primary
-        if primary is None:
-            raise ValueError("export: open a result first")
-        return faces_of(hand_model_of_result(primary.result.meta.hand_model))
-
-    def export_meshes(self, folder: Path, file_format: str, frames: range) -> list[Path]:
-        """One mesh file per frame with both hands (core_model.pipeline.sequence_export.export_frames)."""
-        from core_model.pipeline.sequence_export import export_frames
-
-        primary = self.session.primary
-        faces = self._faces()
-        ready = [t for t in frames if primary.shows(t)]
-        written = export_frames(primary.result, faces, folder, file_format, ready)
-        if not written:
-            raise ValueError(f"export: none of frames {frames.start}–{frames.stop - 1} has both hands reconstructed")
-        self.statusBar().showMessage(f"wrote {len(written)} {file_format.upper()} file(s) to {folder}", 8000)
-        return written
-
-    def export_figure(self, kind: str, path: Path, frames: list[int] | None = None,
-                      views: list[str] | None = None, block: int = 0, heads: list[int] | None = None,
-                      dpi: int = 300) -> Path:
-        """A paper figure through core_model.figures (the same code as ``interhand figures``)."""
-        primary = self.session.primary
-        if primary is None or not primary.ready.all():
-            raise ValueError("figure: open a finished result first")
-        frames = frames if frames else [self.session.frame]
-        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
-        try:
-            if kind == "multiview":
-                from core_model.figures.multiview import multiview_figure
-
-                written = multiview_figure(primary.result, frames, self._faces(), path, video=self.session.video_path,
-                                           views=views or ("front", "alternative"), dpi=dpi)
-            elif kind == "accel":
-                from core_model.figures.accel import acceleration_figure
-
-                written = acceleration_figure([(r.label, r.result) for r in self.session.results if r.ready.all()],
-                                              path, dpi=dpi)
-            elif kind == "attention":
-                from core_model.figures.attention import attention_figure
-
-                written = attention_figure(primary.result, frames[0], path, block=block, heads=heads or [0, 1],
-                                           dpi=dpi)
-            else:
-                raise ValueError(f"figure: unknown kind {kind!r}")
-        finally:
-            QtWidgets.QApplication.restoreOverrideCursor()
-        self.statusBar().showMessage(f"wrote {written}", 8000)
-        return written
-
-    def panel_image(self, key: str) -> QtGui.QImage:
-        return self.grab().toImage() if key == "window" else self.panels[key].snapshot()
-
-    def save_screenshot(self, key: str, path: Path) -> Path:
-        if not self.panel_image(key).save(str(path)):
-            raise OSError(f"screenshot: cannot write {path} (a .png or .jpg in a writable folder)")
-        return path
-
-    def export_overlay(self, path: Path) -> None:
-        """The overlay mp4 of the shown result over its video, written in the worker."""
-        primary = self.session.primary
-        if primary is None or self.session.video_path is None or not primary.ready.all():
-            raise ValueError("overlay: open a video and its finished result first")
-
-        def on_items(items: list[tuple[int, int]]) -> None:
-            self._report(progress=("overlay video", *items[-1]))
-            if items[-1][0] == items[-1][1]:
-                self._report(message=f"wrote {path}")
-
-        self._start_job(GeneratorWorker(overlay_job(self.session.video_path, primary.result, path,
-                                                    self.panels["video"].mode.currentText()),
-                                        "overlay video", self), on_items)
-
-    def _mesh_dialog(self) -> None:
-        from viewer.dialogs import MeshExportDialog
-
-        dialog = MeshExportDialog(self.session.frame, self.session.num_frames, self._last_dir(), self)
-        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self._guarded("Cannot export", lambda: self.export_meshes(Path(dialog.folder.text()),
-                                                                      dialog.format.currentText(), dialog.frames()))
-
-    def _figure_dialog(self) -> None:
-        from viewer.dialogs import FigureDialog
-
-        dialog = FigureDialog(self.session.frame, str(Path(self._last_dir()) / "figure.png"), self)
-        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self._guarded("Cannot make the figure", lambda: self.export_figure(**dialog.options()))
-
-    def _overlay_dialog(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Overlay video", self._last_dir(), "MP4 (*.mp4)")
-        if path:
-            self._guarded("Cannot export", lambda: self.export_overlay(Path(path)))
-
-    def _screenshot_dialog(self, key: str) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Screenshot", self._last_dir(), "PNG (*.png)")
-        if path:
-            self._guarded("Cannot save", lambda: self.save_screenshot(key, Path(path)))
-
     # ------------------------------------------------------------------------------------------------ closing
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt's name)
-        if self.worker is not None:
-            self.worker.cancel()
-            self.worker.wait()
+        self.job_runner.stop()
         self.panels["timeline"].pause()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter, map_coordinates
 
+from core_model.geometry.normals import vertex_normals
 from core_model.handmodel.keypoints import FINGERS, MANO_JOINT_NAMES
 from core_model.handmodel.layer import HandLayer
 
@@ -39,15 +40,6 @@ class HandRegions:
     distal: np.ndarray
     forearm_vertices: np.ndarray
     forearm_faces: np.ndarray
-
-
-def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    tri = vertices[faces]
-    face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 def _forearm(axis: np.ndarray, across: np.ndarray, normal: np.ndarray, start: np.ndarray, half_width: float,
@@ -82,7 +74,7 @@ def _regions_cached(layer: HandLayer) -> HandRegions:
     verts = out.vertices[0].double().numpy()
     joints = out.joints[0].double().numpy()
     faces = layer.data.faces
-    normals = _vertex_normals(verts, faces)
+    normals = vertex_normals(verts, faces)
     if np.mean(np.einsum("ij,ij->i", normals, verts - verts.mean(0))) < 0:
         normals = -normals  # make them point outward whatever the winding
     wrist, middle1 = joints[0], joints[MANO_JOINT_NAMES.index("middle1")]

@@ -1,7 +1,7 @@
 """Paper Fig. 8/9: chosen frames, one row each: the input crop (when the video is given) and the two hands'
 meshes from several views (camera view and the "alternative view" by default), penetrating vertices red.
 
-The meshes are rendered with :func:`core_model.render.render_scenes` (pyvista offscreen) at the panel's print
+The meshes are rendered with :func:`core_model.render.render_panels` (pyvista offscreen) at the panel's print
 size, then laid out with matplotlib so crops, meshes and labels share one figure.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.image import imread
 
 from core_model.figures._save import new_figure, save_figure
-from core_model.render import HandScene, render_scenes
+from core_model.render import FigurePanel, render_panels
 from core_model.results import Reconstruction
 
 VIEW_LABELS = {"front": "camera view", "alternative": "alternative view", "side": "side view", "top": "top view",
@@ -52,9 +52,9 @@ def multiview_figure(result: Reconstruction, frames: Sequence[int], faces: Seque
     if unknown or not views:
         raise ValueError(f"views: expected some of {sorted(VIEW_LABELS)}, got {list(views)}")
     pixels = round(panel_in * dpi)
-    scenes = [HandScene(result.vertices[f], faces, inside=result.inside[f], view=v) for f in frames for v in views]
+    panels = [FigurePanel(result.vertices[f], faces, inside=result.inside[f], view=v) for f in frames for v in views]
     with tempfile.TemporaryDirectory() as tmp:
-        grid = imread(render_scenes(scenes, Path(tmp) / "views.png", columns=len(views),
+        grid = imread(render_panels(panels, Path(tmp) / "views.png", columns=len(views),
                                     panel_size=(pixels, pixels)))
     crops = _crops(video, result, frames) if video is not None else None
     columns = len(views) + (crops is not None)

@@ -10,7 +10,7 @@ import torch
 
 from core_model.handmodel.layer import HandModel
 from core_model.handmodel.poses import NAMED_POSES, pose_of
-from core_model.render import HandScene, render_scenes
+from core_model.render import FigurePanel, render_panels
 
 FIGURE_POSES = ("open", "fist", "pinch", "point")
 
@@ -33,6 +33,6 @@ def posed_pair(model: HandModel, pose_name: str, gap: float = 0.2) -> np.ndarray
 def render_pose_figure(model: HandModel, path: str | Path, poses: tuple[str, ...] = FIGURE_POSES,
                        views: tuple[str, ...] = ("front", "alternative")) -> Path:
     faces = [layer.data.faces for layer in model.sides]
-    scenes = [HandScene(posed_pair(model, name), faces, title=f"{model.name}: {name} ({view})", view=view)
+    panels = [FigurePanel(posed_pair(model, name), faces, title=f"{model.name}: {name} ({view})", view=view)
               for view in views for name in poses]
-    return render_scenes(scenes, path, columns=len(poses))
+    return render_panels(panels, path, columns=len(poses))

@@ -64,6 +64,24 @@ def native_info_held_back() -> Iterator[None]:
                 sys.stderr.write("".join(kept))
 
 
+def warm_up_detector() -> None:
+    """Import MediaPipe's Tasks API and load its native library now, in the calling thread; later calls cost
+    nothing.
+
+    Why: both hold the GIL, the import while its modules' bodies run and the library while ctypes' dlopen loads it
+    (~0.1 s each; MediaPipe loads it when the first detector is made). A GUI calls this on its own thread before a
+    run's worker starts; otherwise the worker's first detector does both and the window freezes mid-run. mediapipe
+    1.2 has no public way to load the library alone, so this uses its internal loader: the version is pinned in
+    pyproject.toml, and the tests call this function."""
+    try:
+        import mediapipe.tasks.python.vision  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("hand detection needs mediapipe: pip install 'mediapipe>=1.2'") from exc
+    from mediapipe.tasks.python.core.mediapipe_c_bindings import load_raw_library
+
+    load_raw_library()
+
+
 @dataclasses.dataclass
 class FrameHands:
     """The hands MediaPipe reports on one frame (K <= 2 after duplicates are dropped).

@@ -61,8 +61,8 @@ def test_demo_opens_runs_scrubs_and_exports(window, qtbot, tmp_path):
 
     # The shipped model, run on the demo video in the worker, gives the shipped result.
     output = tmp_path / "demo_run.npz"
-    window.start_run(RunSettings(files[0], output, batch=2))
-    qtbot.waitUntil(lambda: window.worker is None, timeout=600_000)
+    window.runs.start(RunSettings(files[0], output, batch=2))
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=600_000)
     assert window.last_error == ""
     run = load_result(output)
     assert run.meta.checkpoint_sha256 == demo.meta.checkpoint_sha256
@@ -77,9 +77,9 @@ def test_demo_opens_runs_scrubs_and_exports(window, qtbot, tmp_path):
     for preset in ("front", "side", "top", "alternative", "camera"):
         scene.apply_preset(preset)
     settle(qtbot)
-    (mesh_path,) = window.export_meshes(tmp_path / "meshes", "obj", range(frame, frame + 1))
+    (mesh_path,) = window.exports.meshes(tmp_path / "meshes", "obj", range(frame, frame + 1))
     mesh = trimesh.load(mesh_path, force="mesh")
     assert len(mesh.vertices) == 2 * run.num_vertices
-    figure = imread(window.export_figure("multiview", tmp_path / "fig.png", frames=[frame, frame + 30], dpi=100))
+    figure = imread(window.exports.figure("multiview", tmp_path / "fig.png", frames=[frame, frame + 30], dpi=100))
     assert figure.shape[:2] == (345, 480)  # two rows of input crop + two views, 1.6 in each, at 100 dpi
     assert (np.abs(figure[..., :3] - 1.0).sum(-1) > 0.2).mean() > 0.05  # drawn, not blank

@@ -20,7 +20,7 @@ def test_export_current_frame_mesh_loads_with_trimesh(window, files, tmp_path, f
     window.open_path(files["a"])
     window.session.set_frame(5)
     result = load_result(files["a"])
-    (path,) = window.export_meshes(tmp_path, file_format, range(5, 6))
+    (path,) = window.exports.meshes(tmp_path, file_format, range(5, 6))
     assert path.name == f"frame_000005.{file_format}"
     loaded = trimesh.load(path, process=False)
     meshes = list(loaded.geometry.values()) if isinstance(loaded, trimesh.Scene) else [loaded]
@@ -33,7 +33,7 @@ def test_export_current_frame_mesh_loads_with_trimesh(window, files, tmp_path, f
 
 def test_export_a_range_of_meshes(window, files, tmp_path):
     window.open_path(files["a"])
-    written = window.export_meshes(tmp_path, "ply", range(2, 7))
+    written = window.exports.meshes(tmp_path, "ply", range(2, 7))
     assert [p.name for p in written] == [f"frame_00000{t}.ply" for t in range(2, 7)]
 
 
@@ -45,23 +45,23 @@ def _not_blank(image: np.ndarray) -> bool:
 def test_figures_have_the_print_size_and_show_something(window, files, tmp_path):
     window.open_path(files["a"])
     window.open_path(files["b"])
-    multiview = imread(window.export_figure("multiview", tmp_path / "mv.png", frames=[2, 5], dpi=100))
+    multiview = imread(window.exports.figure("multiview", tmp_path / "mv.png", frames=[2, 5], dpi=100))
     # input crop + two views, 1.6 in each; two rows of 1.6 in plus a 0.25 in title band, at 100 dpi
     assert multiview.shape[:2] == (345, 480)
     assert _not_blank(multiview)
     assert red_pixels((multiview[185:, 160:] * 255).astype(np.uint8)) > 5  # frame 5 penetrates: red in row 2
     assert red_pixels((multiview[25:185, 160:] * 255).astype(np.uint8)) == 0  # frame 2 does not
-    accel = imread(window.export_figure("accel", tmp_path / "accel.png", dpi=120))
+    accel = imread(window.exports.figure("accel", tmp_path / "accel.png", dpi=120))
     assert accel.shape[:2] == (288, 720) and _not_blank(accel)
     window.session.set_frame(5)
-    attention = imread(window.export_figure("attention", tmp_path / "att.png", heads=[0, 1], dpi=100))
+    attention = imread(window.exports.figure("attention", tmp_path / "att.png", heads=[0, 1], dpi=100))
     assert attention.shape[:2] == (530, 350) and _not_blank(attention)
 
 
 def test_panel_screenshots(window, files, tmp_path):
     window.open_path(files["a"])
     for key in ("video", "scene", "timeline", "charts", "attention", "window"):
-        path = window.save_screenshot(key, tmp_path / f"{key}.png")
+        path = window.exports.screenshot(key, tmp_path / f"{key}.png")
         image = imread(path)
         assert image.shape[0] > 20 and image.shape[1] > 100, key
         assert image[..., :3].std() > 0.02, key
@@ -70,9 +70,9 @@ def test_panel_screenshots(window, files, tmp_path):
 def test_overlay_video_is_written_in_the_worker(window, files, tmp_path, qtbot):
     window.open_path(files["a"])
     target = tmp_path / "overlay.mp4"
-    window.export_overlay(target)
-    assert window.worker is not None and window.worker.isRunning()
-    qtbot.waitUntil(lambda: window.worker is None, timeout=20000)
+    window.exports.overlay_video(target)
+    assert window.job_runner.worker is not None and window.job_runner.worker.isRunning()
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=20000)
     assert window.last_error == ""
     capture = cv2.VideoCapture(str(target))
     frames = []
@@ -98,7 +98,7 @@ def test_workspace_reopens_results_frame_cameras_and_layout(window, files, tmp_p
     window.panels["video"].mode.setCurrentText("mesh")
     window.docks["attention"].hide()
     cameras = window.panels["scene"].cameras()
-    path = window.save_workspace(tmp_path / "work.json")
+    path = window.workspaces.save(tmp_path / "work.json")
     window.close_all()
     window.docks["attention"].show()
     assert window.session.results == [] and window.session.video is None

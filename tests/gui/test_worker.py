@@ -59,12 +59,13 @@ def test_run_streams_frames_and_never_blocks_the_gui(window, openhand, tmp_path,
     window.session.frames_updated.connect(
         lambda frames: seen.append((int(window.session.primary.ready.sum()),
                                     window.panels["scene"].main.label_text)))
-    window.start_run(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100),
-                                 hand_model="openhand", batch=1),
-                     small_model(openhand))
+    window.runs.start(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100),
+                                  hand_model="openhand", batch=1),
+                      small_model(openhand))
     meter = StallMeter()
-    assert window.worker.isRunning() and window.progress.isVisible() and window.cancel_button.isVisible()
-    qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
+    runner = window.job_runner
+    assert runner.worker.isRunning() and runner.progress.isVisible() and runner.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=60000)
     meter.timer.stop()
     assert window.last_error == ""
     assert len(seen) > 1 and seen[0][0] < frames  # scrubbable before the end: frames arrived in several batches
@@ -72,7 +73,7 @@ def test_run_streams_frames_and_never_blocks_the_gui(window, openhand, tmp_path,
     assert window.session.primary.result.num_frames == frames and window.session.primary.ready.all()
     assert window.session.primary.path == output
     np.testing.assert_array_equal(window.session.primary.result.vertices, result.vertices)
-    assert not window.progress.isVisible()
+    assert not window.job_runner.progress.isVisible()
     window.session.set_frame(9)
     qtbot.wait(30)
     assert "frame 9" in window.panels["scene"].main.label_text
@@ -90,17 +91,17 @@ def test_run_streams_frames_and_never_blocks_the_gui(window, openhand, tmp_path,
 def test_cancel_leaves_no_file_and_failure_shows_core_models_message(window, openhand, tmp_path, qtbot):
     clip = write_clip(tmp_path / "clip.avi", n=14)
     output = tmp_path / "run.npz"
-    window.start_run(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100),
-                                 hand_model="openhand", batch=1),
-                     small_model(openhand))
-    window.cancel_job()
-    qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
+    window.runs.start(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100),
+                                  hand_model="openhand", batch=1),
+                      small_model(openhand))
+    window.job_runner.cancel()
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=60000)
     assert not output.exists() and window.session.results == []
     assert "cancel" in window.statusBar().currentMessage()
     blank = write_clip(tmp_path / "blank.avi", n=6)
-    window.start_run(RunSettings(blank, tmp_path / "r.txt", untrained="lite", hand_model="openhand"),
-                     small_model(openhand))
-    qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
+    window.runs.start(RunSettings(blank, tmp_path / "r.txt", untrained="lite", hand_model="openhand"),
+                      small_model(openhand))
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=60000)
     assert "a result file ends in .npz" in window.last_error
 
 
@@ -117,9 +118,9 @@ def test_run_dialog_refine_reaches_the_result_file(window, openhand, tmp_path, q
     dialog.refine.setChecked(True)
     settings = dialog.settings()
     assert settings.refine and settings.untrained
-    window.start_run(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100), hand_model="openhand",
-                                 batch=1, refine=settings.refine), small_model(openhand))
-    qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
+    window.runs.start(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100), hand_model="openhand",
+                                  batch=1, refine=settings.refine), small_model(openhand))
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=60000)
     assert window.last_error == ""
     result = load_result(output)
     assert set(result.refined) >= {"keypoints", "vertices", "gate"}

@@ -4,8 +4,7 @@ linked second view (the paper's "alternative view"). When the shown result carri
 arrays (``result.refined``), "refined (right view)" turns the second view into the refined hands of the same frame
 seen from the main view's camera: the network's result and the refined one side by side.
 
-Why the meshes are updated in place: a new actor per frame costs far more than replacing the points, normals and
-colours of two fixed PolyData objects that both views share; only this (GUI) thread touches VTK.
+The meshes both views draw, and the ground truth's outline, are viewer.panels.hand_polydata's.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ import functools
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, set_view
+from core_model.render import fit_source_camera, set_view
+from viewer.panels.hand_polydata import HandPolyData, Silhouette
 from viewer.session import LoadedResult, Session
 
 VIEW_PRESETS = ("camera", "front", "side", "top", "alternative")
@@ -42,71 +42,6 @@ REFINED_TIP = ("The second view shows the test-time refinement's hands of this f
 NO_REFINED_TIP = "The shown result holds no refinement (made by interhand run --refine)"
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals [V, 3] of a triangle mesh."""
-    a, b, c = (vertices[faces[:, i]] for i in range(3))
-    face_n = np.cross(b - a, c - a)
-    normals = np.zeros_like(vertices)
-    for i in range(3):
-        for axis in range(3):
-            normals[:, axis] += np.bincount(faces[:, i], face_n[:, axis], minlength=len(vertices))
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-
-
-def interior_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The edges shared by exactly two triangles: their end points [E, 2] and the two triangles [E, 2]."""
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    owner = np.repeat(np.arange(len(faces)), 3)
-    key = edges[:, 0] * (int(faces.max()) + 1) + edges[:, 1]
-    order = np.argsort(key, kind="stable")
-    key, edges, owner = key[order], edges[order], owner[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    counts = np.diff(np.r_[starts, len(key)])
-    shared = starts[counts == 2]
-    return edges[shared], np.stack([owner[shared], owner[shared + 1]], axis=1)
-
-
-class Silhouette:
-    """The outline of a mesh from a renderer's camera: the edges between a triangle facing the camera and one facing
-    away (what vtkPolyDataSilhouette draws from the camera position, without border edges). Why not that filter: it
-    rebuilds its edge map on every change, and the mesh changes every frame, ~3 ms per view in software GL; here the
-    adjacency is computed once and each update is a few vectorised products, done when a render starts and the mesh
-    or the camera changed since the last one."""
-
-    def __init__(self, mesh, faces: np.ndarray, renderer) -> None:
-        import pyvista as pv
-
-        self.mesh, self.faces, self.renderer = mesh, faces, renderer
-        self.edges, self.sides = interior_edges(faces)
-        self.lines = pv.PolyData()
-        self.lines.SetPoints(mesh.GetPoints())  # the mesh's own points object: its updates are shared
-        self._seen = (-1, -1)
-        self._observer = renderer.AddObserver("StartEvent", lambda *_: self.update())
-
-    def detach(self) -> None:
-        """Stop following the renderer (the view shows another scene)."""
-        self.renderer.RemoveObserver(self._observer)
-
-    def update(self) -> None:
-        camera = self.renderer.GetActiveCamera()
-        seen = (self.mesh.GetMTime(), camera.GetMTime())
-        if seen == self._seen:
-            return
-        self._seen = seen
-        points = self.mesh.points
-        a, b, c = (points[self.faces[:, i]] for i in range(3))
-        normals = np.cross(b - a, c - a)
-        towards = points[self.edges[:, 0]] - np.asarray(camera.GetPosition())
-        facing = np.einsum("ij,ij->i", normals[self.sides[:, 0]], towards) * np.einsum(
-            "ij,ij->i", normals[self.sides[:, 1]], towards)
-        outline = self.edges[facing < 0]
-        self.lines.lines = np.hstack([np.full((len(outline), 1), 2), outline]).ravel()
-
-
-def _rgb(colour: str) -> np.ndarray:
-    return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], np.uint8)
-
-
 def camera_state(plotter) -> dict:
     cam = plotter.camera
     return {"position": list(cam.position), "focal_point": list(cam.focal_point), "up": list(cam.up),
@@ -119,69 +54,6 @@ def set_camera_state(plotter, state: dict) -> None:
     cam.view_angle = state["view_angle"]
     cam.parallel_projection = state["parallel"]
     plotter.reset_camera_clipping_range()
-
-
-class HandsScene:
-    """The meshes of one hand model as PolyData shared by every view: ``hands``, both hands of the result as one
-    mesh (right then left, each in its colour), ``truth``, both ground-truth hands as one mesh, and ``refined``,
-    the two refined hands apart (the second view draws them, each only where it was refined).
-
-    Why both hands in one mesh: in software GL each draw call costs ~0.5 ms per view and frame beyond its
-    triangles, and per-vertex colours tell the hands apart anyway. A frame change writes the points, normals and
-    colours into the meshes' own arrays: pyvista's setters wrap new VTK arrays on every call, which cost ~1 ms per
-    frame in Python alone."""
-
-    def __init__(self, faces: tuple[np.ndarray, np.ndarray], num_vertices: int) -> None:
-        import pyvista as pv
-
-        self.faces = [np.asarray(f, np.int64) for f in faces]
-        self.pair_faces = np.concatenate([self.faces[0], self.faces[1] + num_vertices])  # faces of a merged pair
-        self.base = [np.tile(_rgb(c), (num_vertices, 1)) for c in HAND_COLOURS]
-        self.red = _rgb(PENETRATION_COLOUR)
-
-        def mesh(faces: np.ndarray, count: int, lit: bool):
-            cells = np.hstack([np.full((len(faces), 1), 3), faces]).ravel()
-            made = pv.PolyData(np.zeros((count, 3)), cells)
-            made.point_data["rgb"] = np.zeros((count, 3), np.uint8)
-            if lit:  # shaded from the vertex normals (the ground truth is drawn unlit, without them)
-                made.point_data.active_normals = np.zeros((count, 3))
-            return made
-
-        self.hands = mesh(self.pair_faces, 2 * num_vertices, lit=True)
-        self.truth = mesh(self.pair_faces, 2 * num_vertices, lit=False)
-        self.refined = [mesh(f, num_vertices, lit=True) for f in self.faces]
-
-    def update(self, vertices: np.ndarray, inside: np.ndarray, truth: np.ndarray | None) -> None:
-        self._set_shaded(self.hands, self.pair_faces, np.concatenate(self.base), vertices.reshape(-1, 3),
-                         inside.reshape(-1))
-        if truth is not None:
-            _write(self.truth, truth.reshape(-1, 3))
-
-    def update_refined(self, vertices: np.ndarray, inside: np.ndarray, hands: np.ndarray) -> None:
-        """The refined hands; only those where ``hands`` [2] is True (the others keep their last points, hidden)."""
-        for hand in np.flatnonzero(hands):
-            self._set_shaded(self.refined[hand], self.faces[hand], self.base[hand], vertices[hand], inside[hand])
-
-    def _set_shaded(self, mesh, faces: np.ndarray, base: np.ndarray, vertices: np.ndarray,
-                    inside: np.ndarray) -> None:
-        """Points, their normals, and ``base`` colours with the ``inside`` vertices red, into ``mesh``."""
-        colours = base.copy()
-        colours[np.asarray(inside, bool)] = self.red
-        points = vertices.astype(np.float64)
-        _write(mesh, points, vertex_normals(points, faces), colours)
-
-
-def _write(mesh, points: np.ndarray, normals: np.ndarray | None = None, colours: np.ndarray | None = None) -> None:
-    """Copy into ``mesh``'s point, normal and colour arrays in place and mark what changed as modified."""
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
-    data = mesh.GetPointData()
-    for array, values in ((mesh.GetPoints().GetData(), points), (data.GetNormals(), normals),
-                          (data.GetArray("rgb"), colours)):
-        if values is not None:
-            vtk_to_numpy(array)[:] = values
-            array.Modified()
-    mesh.Modified()
 
 
 class HandView(QtWidgets.QWidget):
@@ -236,8 +108,8 @@ class HandView(QtWidgets.QWidget):
         if text != self.label_text:  # a new text is a new texture to draw
             self.label.SetInput(text)
 
-    def show_scene(self, scene: HandsScene, refined: bool = False) -> None:
-        """Actors for ``scene``'s hands and ground truth, and with ``refined`` for its refined hands too (hidden
+    def show_meshes(self, meshes: HandPolyData, refined: bool = False) -> None:
+        """Actors for ``meshes``' hands and ground truth, and with ``refined`` for its refined hands too (hidden
         until :meth:`set_visible` shows them)."""
         from vtkmodules.vtkRenderingCore import vtkMapper
 
@@ -249,17 +121,17 @@ class HandView(QtWidgets.QWidget):
         for silhouette in self.silhouettes:
             silhouette.detach()
         self.silhouettes = []
-        self.hand_actors = [self._hand(scene.hands)]
-        self.refined_actors = [self._hand(mesh) for mesh in scene.refined] if refined else []
+        self.hand_actors = [self._hand(meshes.hands)]
+        self.refined_actors = [self._hand(mesh) for mesh in meshes.refined] if refined else []
         for actor in self.refined_actors:
             actor.SetVisibility(False)
-        surface = self.plotter.add_mesh(scene.truth, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
+        surface = self.plotter.add_mesh(meshes.truth, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
                                         reset_camera=False, render=False)
         # Pushed back in depth: where the truth coincides with the prediction, the prediction wins outright
         # instead of z-fighting with the tint (which speckled it and dulled the penetration red).
         surface.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(*GT_DEPTH_OFFSET)
         surface.prop.lighting = False
-        self.truth_actors = [surface, self._outline(scene.truth, scene.pair_faces)]
+        self.truth_actors = [surface, self._outline(meshes.truth, meshes.pair_faces)]
 
     def _hand(self, mesh):
         actor = self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, specular=0.2, show_scalar_bar=False,
@@ -295,33 +167,12 @@ class HandView(QtWidgets.QWidget):
 
     def apply_preset(self, preset: str, points: np.ndarray | None) -> None:
         """``points`` [N, 3]: what the "camera" preset frames (the frame's hands), or None."""
-        if preset == "camera":  # along the camera's axis (OpenCV: z forward, y down) toward the hands
+        if preset == "camera":
+            pose = fit_source_camera(points, self.plotter.bounds, self.plotter.window_size)
             cam = self.plotter.camera
             cam.parallel_projection = False
-            cam.view_angle = 30.0
-            target = np.mean(points, 0) if points is not None else np.array([0.0, 0.0, 1.0])
-            extent = np.asarray(self.plotter.bounds, float).reshape(3, 2)
-            radius = max(0.5 * float(np.linalg.norm(extent[:, 1] - extent[:, 0])), 0.05)
-            if points is not None:  # what is framed may lie beyond this view's own actors (the other view's)
-                radius = max(radius, 0.5 * float(np.linalg.norm(points.max(0) - points.min(0))))
-            # A camera-space result is seen from the real camera at the origin, widened to every point (the
-            # refined hands lie where the video shows them, possibly far from the network's). The network's
-            # results are root-relative (the right wrist at the origin), where the origin is inside a hand: look
-            # along the same axis from the distance at which the hands fill the view.
-            # view_angle is the vertical one: a view narrower than tall sees less across
-            width, height = self.plotter.window_size
-            narrow = min(1.0, width / max(height, 1))
-            if target[2] > 2 * radius:
-                cam.position = (0.0, 0.0, 0.0)
-                if points is not None:
-                    rays = points / np.linalg.norm(points, axis=1, keepdims=True)
-                    off = np.arccos(np.clip(rays @ (target / np.linalg.norm(target)), -1.0, 1.0)).max()
-                    needed = 2.0 * np.degrees(np.arctan(np.tan(min(1.1 * off, 1.4)) / narrow))
-                    cam.view_angle = float(np.clip(needed, 30.0, 120.0))
-            else:
-                distance = 1.1 * radius / (np.tan(np.radians(15.0)) * narrow)
-                cam.position = tuple(target - np.array([0.0, 0.0, distance]))
-            cam.focal_point, cam.up = tuple(target), (0.0, -1.0, 0.0)
+            cam.view_angle = pose.view_angle
+            cam.position, cam.focal_point, cam.up = pose.position, pose.focal_point, pose.up
             self.plotter.reset_camera_clipping_range()
         else:
             set_view(self.plotter, preset)
@@ -339,9 +190,9 @@ class ScenePanel(QtWidgets.QWidget):
     def __init__(self, session: Session, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.scene: HandsScene | None = None
+        self.meshes: HandPolyData | None = None
         self._model_name: str | None = None
-        self._fresh = False  # a new scene: fit the camera on the first frame that has hands
+        self._fresh = False  # new meshes: fit the camera on the first frame that has hands
         self.main = HandView(self)
         self.second = HandView(self)
         self.preset = QtWidgets.QComboBox(self)
@@ -410,10 +261,10 @@ class ScenePanel(QtWidgets.QWidget):
         from core_model.pipeline.models import faces_of, hand_model_of_result
 
         model = hand_model_of_result(hand_model)
-        self.scene = HandsScene(faces_of(model), model.num_vertices)
+        self.meshes = HandPolyData(faces_of(model), model.num_vertices)
         self._model_name = hand_model.lower()
-        self.main.show_scene(self.scene)
-        self.second.show_scene(self.scene, refined=True)
+        self.main.show_meshes(self.meshes)
+        self.second.show_meshes(self.meshes, refined=True)
         self._compile_shaders(np.stack([model.right.data.v_template, model.left.data.v_template]))
         self._fresh = True
 
@@ -423,8 +274,8 @@ class ScenePanel(QtWidgets.QWidget):
         does in 50-100 ms per actor; done here (when a result opens or before a run's worker starts), the first
         frames of a run do not freeze the window while it streams in."""
         none = np.zeros(rest.shape[:2], bool)
-        self.scene.update(rest, none, rest)
-        self.scene.update_refined(rest, none, np.ones(2, bool))
+        self.meshes.update(rest, none, rest)
+        self.meshes.update_refined(rest, none, np.ones(2, bool))
         for view in (self.main, self.second):
             actors = view.hand_actors + view.truth_actors + view.refined_actors
             shown = [actor.GetVisibility() for actor in actors]
@@ -466,7 +317,7 @@ class ScenePanel(QtWidgets.QWidget):
 
     def show_frame(self, frame: int) -> None:
         loaded = self.session.primary
-        if self.scene is None or loaded is None:
+        if self.meshes is None or loaded is None:
             for view in (self.main, self.second):
                 view.set_label("no result open")
             self.render()
@@ -477,7 +328,7 @@ class ScenePanel(QtWidgets.QWidget):
         has_truth = bool(truth is not None and truth.shape[2] == result.num_vertices and self.truth.isChecked()
                          and np.isfinite(truth[frame]).all())
         if drawable:
-            self.scene.update(result.vertices[frame], result.inside[frame], truth[frame] if has_truth else None)
+            self.meshes.update(result.vertices[frame], result.inside[frame], truth[frame] if has_truth else None)
             text = f"frame {frame}"
             if result.inside[frame].any():
                 text += f": {int(result.inside[frame].sum())} penetrating vertices"
@@ -506,7 +357,7 @@ class ScenePanel(QtWidgets.QWidget):
         vertices = result.refined["vertices"][frame]
         inside = np.asarray(result.refined["inside"][frame], bool)
         hands = np.isfinite(vertices).all(axis=(-1, -2)) & loaded.shows(frame)  # [2]: refined hands to draw
-        self.scene.update_refined(vertices, inside, hands)
+        self.meshes.update_refined(vertices, inside, hands)
         if not loaded.shows(frame):
             refined = f"frame {frame}: not reconstructed yet"
         elif not hands.any():

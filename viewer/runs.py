@@ -1,0 +1,109 @@
+"""Run ▸ Reconstruct video: the model (and the test-time refinement when asked) over a video in the worker, its
+frames streaming into the session, and every panel, as their windows finish."""
+
+from __future__ import annotations
+
+import gc
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6 import QtWidgets
+
+from core_model.pipeline.models import describe_run_model
+from core_model.results import Reconstruction, ResultMeta
+from viewer.jobs import ModelFactory, RunSettings, build_model, reconstruction_job
+from viewer.session import LoadedResult
+from viewer.window_part import WindowPart
+from viewer.worker import GeneratorWorker
+
+if TYPE_CHECKING:
+    from viewer.main_window import MainWindow
+
+
+class Runs(WindowPart):
+    """Starts reconstructions for ``window`` through its job runner and turns their RunEvents into a result that
+    grows in the session: shown from the first finished window, replaced by the final one when the run ends, and
+    removed if it ends unfinished (cancelled or failed)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.session = window.session
+        self._stream: LoadedResult | None = None
+        self._settings: RunSettings | None = None
+        self._model = ("", "")  # (preset, hand-model name) of the run in progress
+
+    def start(self, settings: RunSettings, factory: ModelFactory = build_model) -> None:
+        """Reconstruct ``settings.video`` in the worker; frames appear in every panel as their windows finish."""
+        window = self.window
+        if self.session.video_path is None or self.session.video_path.resolve() != settings.video.resolve():
+            window.open_video(settings.video)
+        self._settings = settings
+        # Imports hold the GIL while a module's body runs (the pipeline's and the network's ~50 ms), and so does
+        # loading MediaPipe (~0.2 s, see warm_up_detector). Done here, once, before the worker runs, not in the
+        # worker, where they would freeze this (GUI) thread mid-run.
+        import core_model.network
+        import core_model.pipeline.run  # noqa: F401
+        from core_model.pipeline.detect import warm_up_detector
+
+        warm_up_detector()
+
+        self._model = describe_run_model(settings.checkpoint, settings.hand_model, settings.untrained)
+        hand_model = self._model[1]
+        window.panels["scene"].prepare(hand_model)
+        window.model_label.setText(f"Hand model: {hand_model}")
+        # Python's cyclic GC runs a full collection over every live object (torch, VTK, Qt wrappers: a big
+        # heap) while holding the GIL; triggered in the worker by the model's construction it froze this thread
+        # for 150-400 ms. Objects alive now are long-lived: move them out of the collector's reach.
+        gc.freeze()
+        window.job_runner.start(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", window),
+                                self._on_events, repaint=True, on_end=self._ended)
+
+    def dialog(self) -> None:
+        """Run ▸ Reconstruct video…: ask for the settings, then start."""
+        from viewer.dialogs import RunDialog
+
+        dialog = RunDialog(self.session.video_path, self.window)
+        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
+            self.window.guarded("Cannot run", lambda: self.start(dialog.settings()))
+
+    def _on_events(self, events: list) -> None:
+        """A batch of RunEvents: one progress update and one frames_updated for all of them, so a burst of
+        small events costs the GUI thread one redraw."""
+        report = self.window.job_runner.report
+        frames = []
+        for event in events:
+            if event.message and event.stage != "done":
+                report(message=event.message)
+            if event.stage == "model":
+                if self._stream is None:
+                    self._stream = self._streamed_result(event.arrays)
+                    self.session.add_result(self._stream, primary=True)
+                self._stream.ready[event.frames] = True
+                frames.append(np.asarray(event.frames))
+            elif event.stage == "done":
+                final = LoadedResult(self._stream.label, event.result, np.ones(event.result.num_frames, bool),
+                                     self._stream.path)
+                self.session.replace_result(self._stream, final)
+                self._stream = None
+                report(message=event.message)
+        if frames and self._stream is not None:
+            self.session.frames_updated.emit(np.concatenate(frames))
+        last = events[-1]
+        if last.stage != "done":
+            stage = {"detect": "detecting hands", "refine": "refining"}.get(last.stage, "reconstructing")
+            report(progress=(stage, last.done, last.total))
+
+    def _streamed_result(self, arrays: dict[str, np.ndarray]) -> LoadedResult:
+        """A view of the run's arrays as a result whose frames become ready as the model finishes them."""
+        settings = self._settings
+        n = len(arrays["vertices"])
+        meta = ResultMeta(source_path=str(settings.video), source_sha256="", fps=self.session.fps, frame_count=n,
+                          model_preset=self._model[0], checkpoint_sha256="", hand_model=self._model[1])
+        return LoadedResult(settings.output.stem, Reconstruction(meta=meta, **arrays), np.zeros(n, bool),
+                            settings.output)
+
+    def _ended(self) -> None:
+        """The run's job ended: a result it left unfinished (cancelled or failed mid-run) leaves the session."""
+        if self._stream is not None and not self._stream.ready.all():
+            self.session.remove_result(self._stream)
+        self._stream = None
