@@ -461,6 +461,7 @@ class _Validation:
 
 
 def add_train_parser(subparsers, hand_model_choices: tuple[str, ...] = ("auto", "mano", "openhand")):
+    # Long by design: one argparse option per training setting, in the order ``--help`` lists them.
     """Add ``train`` to an argparse subparsers object; returns the parser."""
     from core_model.network.ablation import ABLATIONS, FULL_MODEL
     from core_model.network.config import PRESETS

@@ -280,6 +280,9 @@ def _posed_local(model: HandModel, betas: np.ndarray, hand_pose: torch.Tensor) -
 def synthesize_motion(model: HandModel, rng: np.random.Generator, frames: int, focal: float, size: int,
                       interaction: str | None = None) -> HandMotion:
     """Motion of two interacting hands over ``frames`` frames, framed for a ``size`` px camera of focal ``focal``."""
+    # Long by design (about 85 lines): one generative story read top to bottom (shape, articulation, orientation,
+    # viewpoint, placement, framing), each paragraph drawing from the same generator in a fixed order; moving a
+    # paragraph out would not shorten the story, and reordering draws would change every synthetic set's seed.
     if frames < 1:
         raise ValueError(f"frames: expected at least 1, got {frames}")
     inter = sample_interaction(rng, interaction)

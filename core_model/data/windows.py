@@ -337,6 +337,9 @@ class WindowDataset(torch.utils.data.Dataset):
         False leaves the frames unread and ``images`` a zero placeholder of their shape (training from cached
         encoder features, :mod:`core_model.training.feature_cache`). ``length``: frames instead of the dataset's
         window (evaluation reads whole sequences in pieces of its own size)."""
+        # Long by design (about 80 lines): one chain of transforms (crop, warp, 3D turn, mirror, project, simulate
+        # the detector) that must see the images, keypoints, parameters and vertices in the same order; split up,
+        # the order the augmentation's consistency depends on would be spread over several functions.
         seq = self.sequences[s]
         n, T, S = len(seq), self.window if length is None else length, self.crop_size
         if T < 1:
@@ -352,27 +355,7 @@ class WindowDataset(torch.utils.data.Dataset):
         hand_valid = seq.hand_valid[idx] & real[:, None]
         labelled = seq.labelled[idx] & real
 
-        # Crop squares from the keypoints (or the boxes where a hand has no valid keypoints).
-        kp2d_orig = project(kp3d, K[:, None, None])
-        centres, sides, has_box = np.zeros((T, 2)), np.zeros(T), np.zeros(T, bool)
-        for t in range(T):
-            pts = [kp2d_orig[t][joint_valid[t]]]
-            if seq.boxes is not None:
-                for h in range(2):
-                    if not joint_valid[t, h].any() and np.all(np.isfinite(seq.boxes[idx[t], h])) \
-                            and seq.boxes[idx[t], h, 2] > seq.boxes[idx[t], h, 0]:
-                        pts.append(seq.boxes[idx[t], h].reshape(2, 2))
-            pts = np.concatenate(pts)
-            if len(pts):
-                centres[t], sides[t] = square_box(pts, self.margin)
-                sides[t] = max(sides[t], 8.0)
-                has_box[t] = True
-        if not has_box.any():
-            width, height = seq.image_size
-            centres[:] = ((width - 1) / 2, (height - 1) / 2)
-            sides[:] = min(width, height)
-        else:
-            centres, sides = _fill_missing(centres, has_box), _fill_missing(sides, has_box)
+        centres, sides = self._crop_squares(seq, idx, project(kp3d, K[:, None, None]), joint_valid)
         sides = sides * aug.scale
         centres = centres + aug.shift[None] * sides[:, None]
         angle = np.deg2rad(aug.rotation_deg)
@@ -433,6 +416,31 @@ class WindowDataset(torch.utils.data.Dataset):
             frame_index=torch.from_numpy(np.where(real, frames, -1).astype(np.int64)),
             sequence=torch.tensor(s, dtype=torch.int64),
             landmarks=pixels_to_input(torch.from_numpy(detected), S))
+
+    def _crop_squares(self, seq: SequenceAnnotations, idx: np.ndarray, kp2d: np.ndarray, joint_valid: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Each frame's crop square (centre [T, 2], side [T] pixels) around its valid keypoints, or the boxes of
+        hands without any; frames with neither take their neighbours' (the whole image when no frame has any)."""
+        T = len(idx)
+        centres, sides, has_box = np.zeros((T, 2)), np.zeros(T), np.zeros(T, bool)
+        for t in range(T):
+            pts = [kp2d[t][joint_valid[t]]]
+            if seq.boxes is not None:
+                for h in range(2):
+                    if not joint_valid[t, h].any() and np.all(np.isfinite(seq.boxes[idx[t], h])) \
+                            and seq.boxes[idx[t], h, 2] > seq.boxes[idx[t], h, 0]:
+                        pts.append(seq.boxes[idx[t], h].reshape(2, 2))
+            pts = np.concatenate(pts)
+            if len(pts):
+                centres[t], sides[t] = square_box(pts, self.margin)
+                sides[t] = max(sides[t], 8.0)
+                has_box[t] = True
+        if not has_box.any():
+            width, height = seq.image_size
+            centres[:] = ((width - 1) / 2, (height - 1) / 2)
+            sides[:] = min(width, height)
+            return centres, sides
+        return _fill_missing(centres, has_box), _fill_missing(sides, has_box)
 
     def _params(self, seq: SequenceAnnotations, idx: np.ndarray, real: np.ndarray, rot: np.ndarray):
         T = len(idx)

@@ -155,6 +155,64 @@ def _lr(step: int, settings: TrainSettings) -> float:
     return settings.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+class _SignalStop:
+    """SIGTERM and SIGINT ask the loop to stop after the current step (it then saves); ``restore`` puts the
+    previous handlers back."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def _on_signal(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def _step(model: PerceptionNet, optimiser: torch.optim.Optimizer, batch: dict, step: int,
+          settings: TrainSettings) -> dict[str, torch.Tensor]:
+    """One optimiser step at ``step``'s learning rate; the loss terms."""
+    for group in optimiser.param_groups:
+        group["lr"] = _lr(step, settings) * group["scale"]
+    parts = losses(model(batch["image"]), batch, {"where": settings.loss_where,
+                                                  "hand_pixels": settings.loss_hand_pixels})
+    optimiser.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    optimiser.step()
+    return parts
+
+
+def _start(settings: TrainSettings, model: PerceptionNet, optimiser: torch.optim.Optimizer, last: Path) -> int:
+    """Resume from ``last`` (same settings only) or start from ``settings.init``'s weights; the step to go on from."""
+    out = last.parent
+    if last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        saved = state["settings"]
+        for key in ("input_size", "realism", "batch", "seed", "loss_where", "loss_hand_pixels", "hand_order"):
+            if saved.get(key, "chirality" if key == "hand_order" else getattr(settings, key)) != getattr(settings, key):
+                raise ValueError(f"out: {out} holds a run with {key}={saved[key]!r}, not {getattr(settings, key)!r}; "
+                                 "choose another folder or the same settings")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        print(f"resuming {out} at step {int(state['step'])}", flush=True)
+        return int(state["step"])
+    if settings.init:
+        from core_model.perception.model import load_perception
+
+        start, meta = load_perception(settings.init)
+        if dataclasses.replace(start.config, hand_order=model.config.hand_order) != model.config:
+            raise ValueError(f"init: {settings.init} has config {start.config}, this run {model.config}")
+        result = model.load_state_dict(start.state_dict(), strict=False)  # a new chirality head starts afresh
+        if result.unexpected_keys or any(not k.startswith("chirality.") for k in result.missing_keys):
+            raise ValueError(f"init: {settings.init} does not fit ({result.missing_keys[:3]}, "
+                             f"{result.unexpected_keys[:3]})")
+        print(f"starting from the weights of {settings.init} ({meta})", flush=True)
+    return 0
+
+
 def train(settings: TrainSettings) -> int:
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,30 +225,8 @@ def train(settings: TrainSettings) -> int:
     groups = [{"params": model.encoder.parameters(), "scale": 0.5},
               {"params": [p for n, p in model.named_parameters() if not n.startswith("encoder.")], "scale": 1.0}]
     optimiser = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=1e-4)
-    step = 0
     last = out / "last.pt"
-    if last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        saved = state["settings"]
-        for key in ("input_size", "realism", "batch", "seed", "loss_where", "loss_hand_pixels", "hand_order"):
-            if saved.get(key, "chirality" if key == "hand_order" else getattr(settings, key)) != getattr(settings, key):
-                raise ValueError(f"out: {out} holds a run with {key}={saved[key]!r}, not {getattr(settings, key)!r}; "
-                                 "choose another folder or the same settings")
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        step = int(state["step"])
-        print(f"resuming {out} at step {step}", flush=True)
-    elif settings.init:
-        from core_model.perception.model import load_perception
-
-        start, meta = load_perception(settings.init)
-        if dataclasses.replace(start.config, hand_order=config.hand_order) != config:
-            raise ValueError(f"init: {settings.init} has config {start.config}, this run {config}")
-        result = model.load_state_dict(start.state_dict(), strict=False)  # a new chirality head starts afresh
-        if result.unexpected_keys or any(not k.startswith("chirality.") for k in result.missing_keys):
-            raise ValueError(f"init: {settings.init} does not fit ({result.missing_keys[:3]}, "
-                             f"{result.unexpected_keys[:3]})")
-        print(f"starting from the weights of {settings.init} ({meta})", flush=True)
+    step = _start(settings, model, optimiser, last)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(settings), indent=1))
     if step >= settings.steps:
         print(f"{out}: already trained for {step} steps")
@@ -204,12 +240,7 @@ def train(settings: TrainSettings) -> int:
     print(f"training on {len(dataset)} rendered frames ({settings.realism}), batch {settings.batch}, "
           f"{settings.input_size} px, from step {step} to {settings.steps}", flush=True)
 
-    stop = {"signal": False}
-
-    def on_signal(signum, frame) -> None:
-        stop["signal"] = True
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    stop = _SignalStop()
     started = time.monotonic()
     log = open(out / "log.jsonl", "a")
 
@@ -222,14 +253,7 @@ def train(settings: TrainSettings) -> int:
         model.train()
         tick = time.monotonic()
         for batch in loader:
-            for group in optimiser.param_groups:
-                group["lr"] = _lr(step, settings) * group["scale"]
-            parts = losses(model(batch["image"]), batch,
-                           {"where": settings.loss_where, "hand_pixels": settings.loss_hand_pixels})
-            optimiser.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimiser.step()
+            parts = _step(model, optimiser, batch, step, settings)
             step += 1
             if step % 20 == 0 or step == settings.steps:
                 record = {"step": step, **{k: round(v.item(), 5) for k, v in parts.items()},
@@ -251,18 +275,17 @@ def train(settings: TrainSettings) -> int:
                 save()
             out_of_time = settings.max_minutes and time.monotonic() - started > settings.max_minutes * 60
             paused = settings.until and step >= settings.until
-            if step >= settings.steps or out_of_time or paused or stop["signal"]:
+            if step >= settings.steps or out_of_time or paused or stop.requested:
                 break
     except RuntimeError:
         # A signal sent to the whole process group (Ctrl-C, kill -- -PGID) also ends the data workers, and
         # the loader reports that as an error: a stop like any other, not a failure.
-        if not stop["signal"]:
+        if not stop.requested:
             raise
     finally:
         save()
         log.close()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        stop.restore()
     if step < settings.steps:
         print(f"stopped at step {step} of {settings.steps}; run the same command again to continue", flush=True)
         return EXIT_STOPPED
