@@ -74,9 +74,10 @@ def cmd_synth(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------------------------------- real
 
 
-def mediapipe_on_labels(dataset, reader: FrameReader) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def mediapipe_on_labels(dataset, reader: FrameReader, witness=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{frame id: (keypoints [2, 21, 2], found [2])} from MediaPipe run over each whole clip, hands assigned to
-    right/left as the pipeline assigns them."""
+    right/left as the pipeline assigns them; with ``witness`` (``pipeline.witness.PerceptionWitness``), the
+    pipeline's fused witnesses instead (pass 1 of ``interhand run --witness fused``)."""
     from core_model.pipeline.detect import MediaPipeHandDetector, detect_frames
     from core_model.pipeline.region import assign_hands
     from core_model.pipeline.video import VideoFileSource
@@ -86,8 +87,9 @@ def mediapipe_on_labels(dataset, reader: FrameReader) -> dict[str, tuple[np.ndar
         if not reader.available(source):
             continue
         with VideoFileSource(reader.path(source)) as video, MediaPipeHandDetector() as detector:
-            frames = [hands for _, hands in detect_frames(iter(video), detector, video.info.fps)]
-            keypoints, _, score = assign_hands(frames, video.info.fps)
+            frames = [hands for _, hands in detect_frames(iter(video), detector, video.info.fps, witness=witness)]
+            slots = assign_hands(frames, video.info.fps)
+            keypoints, score = slots.keypoints, slots.score
         for f in dataset.frames:
             if f.source == source and f.frame < len(keypoints):
                 out[f.id] = (keypoints[f.frame].astype(np.float64), np.isfinite(score[f.frame]))
@@ -153,6 +155,12 @@ def cmd_real(args: argparse.Namespace) -> None:
             rows += _score_rows(f"{name} ({mode})", frames, preds, masks)
     if not args.no_mediapipe:
         rows += _score_rows("MediaPipe (whole clip, tracked)", frames, mediapipe_on_labels(dataset, reader))
+        from core_model.pipeline.witness import PerceptionWitness
+
+        for ck in args.checkpoint:
+            witness = PerceptionWitness(load_perception(ck)[0])
+            rows += _score_rows(f"fused: MediaPipe + {Path(ck).stem} where it sees < 2 hands", frames,
+                                mediapipe_on_labels(dataset, reader, witness))
     print(_table(["method", "frames", "n", "labelled kps", "PCK@0.1 %", "PCK any-side %", "both found % (frames)",
                   "mask IoU R / L (frames)"], rows))
 
@@ -256,6 +264,40 @@ def cmd_sheet(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def cmd_witness(args: argparse.Namespace) -> None:
+    """Pass 1 of ``interhand run`` on each real clip with MediaPipe alone and with the fused witnesses: frames
+    where the detector alone saw two hands, where the witnesses together saw two, where the region holds two
+    hands, hands only the perception saw, and the time of the pass."""
+    import time
+
+    import torch
+
+    from core_model.perception.model import load_perception
+    from core_model.pipeline.run import detect_regions
+    from core_model.pipeline.witness import PerceptionWitness
+    from core_model.timing import StageTimer
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for clip in sorted(Path(args.media).glob("*.mp4")):
+        for mode in ("mediapipe", "fused"):
+            witness = PerceptionWitness(load_perception(args.checkpoint)[0]) if mode == "fused" else None
+            timer = StageTimer()
+            start = time.perf_counter()
+            regions = [r for r in detect_regions(clip, timer=timer, witness=witness) if not hasattr(r, "stage")][0]
+            seconds = time.perf_counter() - start
+            n = len(regions)
+            witnessed = np.isfinite(regions.det_score).all(1)
+            ours = regions.witness == 2 if regions.witness is not None else np.zeros((n, 2), bool)
+            rows.append([clip.name, mode, str(n), _pct((regions.detector_hands == 2).mean()), _pct(witnessed.mean()),
+                         _pct(regions.valid.all(1).mean()), str(int(ours.sum())),
+                         str(witness.frames_asked if witness else 0),
+                         f"{1000 * timer.seconds.get('witness', 0.0) / max(witness.frames_asked, 1):.0f}"
+                         if witness else "–", f"{1000 * seconds / n:.1f}"])
+    print(_table(["clip", "witnesses", "frames", "detector saw 2 %", "witnesses saw 2 %", "region holds 2 %",
+                  "hands only ours saw", "frames asked", "ms per asked frame", "pass 1 ms/frame"], rows))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
@@ -276,8 +318,12 @@ def main() -> int:
     p = sub.add_parser("speed")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--repeats", type=int, default=60)
+    p = sub.add_parser("witness")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--media", type=Path, default=MEDIA)
     args = parser.parse_args()
-    {"synth": cmd_synth, "real": cmd_real, "speed": cmd_speed, "sheet": cmd_sheet}[args.cmd](args)
+    {"synth": cmd_synth, "real": cmd_real, "speed": cmd_speed, "sheet": cmd_sheet,
+     "witness": cmd_witness}[args.cmd](args)
     return 0
 
 

@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub, MODEL_CHOICES)  # interhand train ...; interhand train --curve RUN
 
-    from core_model.perception.cli import add_perceive_parser
     from core_model.perception.train import add_perceive_train_parser
+    from core_model.pipeline.perceive import add_perceive_parser
 
     add_perceive_parser(sub)
     add_perceive_train_parser(sub)

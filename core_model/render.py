@@ -16,6 +16,11 @@ HAND_COLOURS = ("#6fa8dc", "#f6b26b")  # right, left: a colour-blind-safe blue/o
 PENETRATION_COLOUR = "#d62728"
 
 
+def hex_rgb(colour: str) -> tuple[int, int, int]:
+    """``"#rrggbb"`` -> (r, g, b) in 0-255, for drawing the colours above into images."""
+    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
 @dataclasses.dataclass
 class FigurePanel:
     """One panel of a figure that render_panels draws: meshes of both hands. vertices [2, V, 3] metres; faces per

@@ -8,8 +8,9 @@ the vertex count V, and names the first that does not fit.
 
 Schema versions: 1, the network's result; 2 adds the optional test-time refinement (``core_model.refine``) as
 ``refined_<name>`` arrays beside the network's (:data:`REFINED_ARRAYS`); 3 adds the optional ``camera`` [N, 2, 3],
-the network's weak-perspective camera per hand, from which refinement starts. Older files load as results without
-what their version could not hold (:data:`MIGRATIONS`).
+the network's weak-perspective camera per hand, from which refinement starts; 4 adds the optional ``witness``
+[N, 2], which witness each hand's landmarks come from (MediaPipe or the project's perception). Older files load as
+results without what their version could not hold (:data:`MIGRATIONS`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 from core_model import __version__
 from core_model.fileio import atomic_path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FORMAT = "interhand-result"
 
 
@@ -77,6 +78,7 @@ FRAME_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
 OPTIONAL_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
     "region_source": (("N", 2), "i"),
     "camera": (("N", 2, 3), "f"),
+    "witness": (("N", 2), "i"),
     "window_frames": (("W", 2), "i"),
     "mhsa_attention": (("W", "K", "A", "2T", "2T"), "f"),
     "mhca_attention": (("W", "K", 2, "A", "T", "T"), "f"),
@@ -107,6 +109,9 @@ class Reconstruction:
     crop. region_source [N,2] int8 (optional): 0 no hand, 1 placed from its track, 2 detected. camera [N,2,3]
     (optional, schema 3): the network's weak-perspective camera per hand (s, tx, ty) in the crop, which maps the
     hand's wrist-relative keypoints to normalised crop coordinates, ``uv = s * xy + t`` (the crop spans [-1, 1]).
+    witness [N,2] int8 (optional, schema 4): where ``det_keypoints2d`` come from per hand: 0 no witness, 1
+    MediaPipe's hand landmarker, 2 the project's two-hand perception (where MediaPipe missed the hand); absent:
+    MediaPipe wherever there are landmarks.
     window_frames [W,2] int (optional): each window's [start, stop) frames; mhsa_attention [W,K,heads,2T,2T] and
     mhca_attention [W,K,2,heads,T,T] (optional): that window's attention maps. gt: ground truth arrays by name
     without the ``gt_`` prefix (each with N first). refined: the test-time refinement's arrays by name without the
@@ -131,6 +136,7 @@ class Reconstruction:
     chirality_maps: np.ndarray
     region_source: np.ndarray | None = None
     camera: np.ndarray | None = None
+    witness: np.ndarray | None = None
     window_frames: np.ndarray | None = None
     mhsa_attention: np.ndarray | None = None
     mhca_attention: np.ndarray | None = None
@@ -300,9 +306,15 @@ def _from_v2(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         raise ResultFileError("schema version 2 holds no camera array, but this file has one")
 
 
+def _from_v3(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Version 3 -> 4: version 4 only adds the optional ``witness``, which a version-3 file cannot hold."""
+    if "witness" in arrays:
+        raise ResultFileError("schema version 3 holds no witness array, but this file has one")
+
+
 # Readers of older schema versions: version -> function turning its arrays/meta into the next version's (in
 # place; a ResultFileError when the old file is inconsistent).
-MIGRATIONS: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], None]] = {1: _from_v1, 2: _from_v2}
+MIGRATIONS: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], None]] = {1: _from_v1, 2: _from_v2, 3: _from_v3}
 
 
 def load_result(path: str | os.PathLike[str]) -> Reconstruction:

@@ -47,8 +47,8 @@ def main() -> int:
 
 
 def ship_perception(args: argparse.Namespace) -> int:
-    from core_model.perception.cli import SHIPPED
     from core_model.perception.model import load_perception, save_perception
+    from core_model.pipeline.perceive import SHIPPED
 
     model, meta = load_perception(args.checkpoint)
     runs, source = [], args.checkpoint

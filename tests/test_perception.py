@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from core_model.assets import asset_path
-from core_model.perception.cli import SHIPPED
 from core_model.perception.dataset import SynthPerceptionDataset, heatmap_targets
 from core_model.perception.model import (
     CLASSES,
@@ -28,6 +27,7 @@ from core_model.perception.model import (
     save_perception,
 )
 from core_model.perception.realism import Realism
+from core_model.pipeline.perceive import SHIPPED
 
 FRAMES = Path(__file__).parent / "data" / "perception_synth_frames.npz"
 # What the shipped model reaches on the committed frames, with a margin (BENCHMARKS "Two-hand perception").

@@ -18,14 +18,10 @@ import numpy as np
 
 from core_model.fileio import atomic_path
 from core_model.handmodel.keypoints import BONES
-from core_model.render import HAND_COLOURS, PENETRATION_COLOUR
+from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, hex_rgb
 from core_model.results import Reconstruction
 
 OVERLAY_MODES = ("keypoints", "mesh", "none")
-
-
-def hex_rgb(colour: str) -> tuple[int, int, int]:
-    return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
 
 
 def drawable(result: Reconstruction, frame: int, hand: int) -> bool:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core_model.figures.overlay import hex_rgb
 from core_model.handmodel.keypoints import BONES
 from core_model.perception.infer import FramePerception
-from core_model.render import HAND_COLOURS
+from core_model.render import HAND_COLOURS, hex_rgb
 
 
 def draw_hands(image: np.ndarray, keypoints: np.ndarray, confidence: np.ndarray | None = None,

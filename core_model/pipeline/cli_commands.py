@@ -10,8 +10,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core_model.progress import ProgressBar
+
+if TYPE_CHECKING:
+    import torch
+
+    from core_model.pipeline.detect import Witness
 
 log = logging.getLogger("interhand")
 
@@ -121,7 +127,8 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
 
         refine = RefineConfig()
     run = reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash, roi=roi,
-                      batch=args.batch, device=device, refine=refine, refine_threads=args.threads)
+                      batch=args.batch, device=device, refine=refine, refine_threads=args.threads,
+                      witness=load_witness(args.witness, device))
     # Process-wide torch settings go back as they were afterwards (the CLI may be called in-process).
     with contextlib.closing(run), torch.no_grad(), _restored(lambda: torch.set_num_threads(threads)):
         for event in run:
@@ -131,7 +138,9 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
                 print(event.message)
                 shares = event.result.meta.extra.get("region_shares", {})
                 print(f"two-hand region on {shares.get('two_hand_region', 0):.1%} of frames; the hand detector "
-                      f"alone saw two hands on {shares.get('detector_two_hands', 0):.1%}")
+                      f"alone saw two hands on {shares.get('detector_two_hands', 0):.1%}"
+                      + (f"; our perception witnessed {shares['perception_hands']:.2f} hands per frame"
+                         if "perception_hands" in shares else ""))
                 if "refine" in event.result.meta.extra:
                     print(_refine_summary(event.result.meta.extra["refine"]))
             else:
@@ -145,6 +154,24 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
               f"damage (exit status {EXIT_TRUNCATED})", file=sys.stderr)
         return EXIT_TRUNCATED
     return 0
+
+
+WITNESSES = ("mediapipe", "fused")
+
+
+def load_witness(choice: str, device: torch.device) -> Witness | None:
+    """The second witness ``--witness`` asks for: None for MediaPipe alone, the shipped perception for fused."""
+    if choice not in WITNESSES:
+        raise ValueError(f"--witness: expected one of {WITNESSES}, got {choice!r}")
+    if choice == "mediapipe":
+        return None
+    from core_model.assets import asset_path
+    from core_model.perception.model import load_perception
+    from core_model.pipeline.perceive import SHIPPED
+    from core_model.pipeline.witness import PerceptionWitness
+
+    model, _ = load_perception(asset_path(*SHIPPED), device)
+    return PerceptionWitness(model, device)
 
 
 def _refine_summary(info: dict) -> str:
@@ -174,6 +201,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads on the CPU (default: the cores but one, which decodes the next frames; "
                         "--refine's fit, after the last frame, every core)")
+    p.add_argument("--witness", choices=WITNESSES, default="mediapipe",
+                   help="whose landmarks place and guide the hands: mediapipe (MediaPipe's hand landmarker alone) "
+                        "or fused (MediaPipe, and the shipped two-hand perception where MediaPipe sees fewer than "
+                        "two hands; slower on such frames)")
     p.add_argument("--refine", action="store_true",
                    help="fit the network's hands to the detector's landmarks (test-time refinement); stores "
                         "refined_* beside the network's result")

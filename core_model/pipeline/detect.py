@@ -21,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -82,18 +83,31 @@ def warm_up_detector() -> None:
     load_raw_library()
 
 
+NO_WITNESS, MEDIAPIPE, PERCEPTION = 0, 1, 2
+"""Which witness a hand's landmarks come from (the result file's ``witness``): none, MediaPipe's hand landmarker,
+or the project's own two-hand perception (``core_model.perception``) where MediaPipe missed the hand."""
+
+
 @dataclasses.dataclass
 class FrameHands:
-    """The hands MediaPipe reports on one frame (K <= 2 after duplicates are dropped).
+    """The hands reported on one frame (K <= 2 after duplicates are dropped).
 
-    keypoints: [K, 21, 2] pixels in the frame, DESIGN order (0 wrist ... 20 pinky tip).
+    keypoints: [K, 21, 2] pixels in the frame, DESIGN order (0 wrist ... 20 pinky tip); NaN on a keypoint the
+    witness does not vouch for.
     right_prob: [K] probability that each hand is a right hand (from MediaPipe's handedness).
-    score: [K] MediaPipe's handedness confidence, its only per-hand confidence in the Tasks API.
+    score: [K] the witness's confidence in the hand (MediaPipe's handedness confidence, its only per-hand
+    confidence in the Tasks API).
+    source: [K] int8 the witness of each hand (:data:`MEDIAPIPE` unless given).
     """
 
     keypoints: np.ndarray
     right_prob: np.ndarray
     score: np.ndarray
+    source: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.source is None:
+            self.source = np.full(len(self.keypoints), MEDIAPIPE, np.int8)
 
     @classmethod
     def empty(cls) -> FrameHands:
@@ -101,6 +115,18 @@ class FrameHands:
 
     def __len__(self) -> int:
         return len(self.keypoints)
+
+    def take(self, keep: list[int] | np.ndarray) -> FrameHands:
+        """The hands at indices ``keep``."""
+        keep = np.asarray(keep, np.int64)
+        return FrameHands(self.keypoints[keep], self.right_prob[keep], self.score[keep], self.source[keep])
+
+    def merged(self, other: FrameHands) -> FrameHands:
+        """This frame's hands followed by ``other``'s."""
+        return FrameHands(np.concatenate([self.keypoints, other.keypoints]).astype(np.float32),
+                          np.concatenate([self.right_prob, other.right_prob]).astype(np.float32),
+                          np.concatenate([self.score, other.score]).astype(np.float32),
+                          np.concatenate([self.source, other.source]).astype(np.int8))
 
 
 def drop_duplicates(hands: FrameHands, tolerance: float = 0.25) -> FrameHands:
@@ -113,8 +139,7 @@ def drop_duplicates(hands: FrameHands, tolerance: float = 0.25) -> FrameHands:
     same = all(np.hypot(*(a[j] - b[j])) < tolerance * scale for j in (0, 9))
     if not same:
         return hands
-    keep = int(np.argmax(hands.score))
-    return FrameHands(hands.keypoints[keep:keep + 1], hands.right_prob[keep:keep + 1], hands.score[keep:keep + 1])
+    return hands.take([int(np.argmax(hands.score))])
 
 
 class MediaPipeHandDetector:
@@ -186,15 +211,27 @@ class MediaPipeHandDetector:
         return drop_duplicates(FrameHands(keypoints, right_prob, score))
 
 
+class Witness(Protocol):
+    """A second witness that completes the detector's hands on a frame (``core_model.pipeline.witness``)."""
+
+    def reset(self) -> None: ...
+
+    def complete(self, frame: np.ndarray, hands: FrameHands) -> FrameHands: ...
+
+
 def detect_frames(source: Iterable[tuple[int, np.ndarray]], detector: MediaPipeHandDetector, fps: float,
-                  max_side: int = 1280, timer: StageTimer | None = None) -> Iterator[tuple[int, FrameHands]]:
+                  max_side: int = 1280, timer: StageTimer | None = None, witness: Witness | None = None
+                  ) -> Iterator[tuple[int, FrameHands]]:
     """Run ``detector`` over a stream of (index, RGB frame), one pass; yields (index, hands) as it goes.
 
     Frames larger than ``max_side`` are shrunk for detection (MediaPipe works at 192-256 pixels inside; an 8K
-    frame only costs time) and the landmarks scaled back to full-frame pixels."""
+    frame only costs time) and the landmarks scaled back to full-frame pixels. ``witness``: completes the hands
+    on each frame, at full resolution (its time is charged to the ``witness`` stage)."""
     import cv2
 
     detector.reset()
+    if witness is not None:
+        witness.reset()
     for index, frame in source:
         with stage(timer, "detect"):
             scale = min(1.0, max_side / max(frame.shape[:2]))
@@ -202,5 +239,8 @@ def detect_frames(source: Iterable[tuple[int, np.ndarray]], detector: MediaPipeH
                                                           interpolation=cv2.INTER_AREA)
             hands = detector.detect(small, round(index * 1000.0 / fps))
         if scale != 1.0 and len(hands):
-            hands = FrameHands(hands.keypoints / scale, hands.right_prob, hands.score)
+            hands = FrameHands(hands.keypoints / scale, hands.right_prob, hands.score, hands.source)
+        if witness is not None:
+            with stage(timer, "witness"):
+                hands = witness.complete(frame, hands)
         yield index, hands

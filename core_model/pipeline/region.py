@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from core_model.geometry.hand_box import hand_size
-from core_model.pipeline.detect import FrameHands
+from core_model.pipeline.detect import MEDIAPIPE, NO_WITNESS, PERCEPTION, FrameHands
 
 NONE, INFERRED, DETECTED = 0, 1, 2
 
@@ -32,11 +32,14 @@ class HandRegions:
     bbox: [N, 4] float32 the square crop (x, y, side, side): top-left corner and size; NaN where no region.
     hand_boxes: [N, 2, 4] float32 each hand's box (x0, y0, x1, y1), detected or inferred; NaN where unknown.
     source: [N, 2] int8 how each hand is known: 0 not at all, 1 inferred from its track, 2 detected.
-    det_keypoints2d: [N, 2, 21, 2] float32 the detector's own landmarks (NaN where it saw no such hand).
-    det_score: [N, 2] float32 the detector's confidence (NaN where it saw no such hand).
+    det_keypoints2d: [N, 2, 21, 2] float32 the witnesses' landmarks (NaN where none saw such a hand, and on a
+    keypoint the witness does not vouch for): the detector's own, or the perception's where ``witness`` says so.
+    det_score: [N, 2] float32 the witness's confidence in the hand (NaN where none saw it).
     detector_hands: [N] int8 how many distinct hands the detector reported (0, 1, 2).
     detector_labelled: [N] bool (optional) the detector reported two hands *and* labelled one Left and one Right
     (what a per-hand pipeline that trusts the labels gets).
+    witness: [N, 2] int8 (optional) which witness each hand's landmarks (``det_keypoints2d``) come from:
+    ``detect.MEDIAPIPE``, ``detect.PERCEPTION`` or ``detect.NO_WITNESS``; None: MediaPipe wherever there are any.
     """
 
     bbox: np.ndarray
@@ -46,6 +49,7 @@ class HandRegions:
     det_score: np.ndarray
     detector_hands: np.ndarray
     detector_labelled: np.ndarray | None = None
+    witness: np.ndarray | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -61,11 +65,14 @@ class HandRegions:
         return len(self.bbox)
 
     def shares(self) -> dict[str, float]:
-        """Share of frames with both hands in the region, with a region, and where the detector alone saw two."""
+        """Share of frames with both hands in the region, with a region, and where the detector alone saw two;
+        hands per frame that the perception witnessed (where it took part)."""
         n = max(len(self), 1)
         return {"two_hand_region": float(self.valid.all(axis=1).sum() / n),
                 "any_region": float(self.region_valid.sum() / n),
                 "detector_two_hands": float((self.detector_hands == 2).sum() / n),
+                **({"perception_hands": float((self.witness == PERCEPTION).sum() / n)}
+                   if self.witness is not None else {}),
                 **({"detector_left_right": float(self.detector_labelled.sum() / n)}
                    if self.detector_labelled is not None else {})}
 
@@ -100,16 +107,26 @@ def _assign_frame(hands: FrameHands, memory: list[tuple[np.ndarray, int, float] 
     return best
 
 
-def assign_hands(frames: Sequence[FrameHands], fps: float, label_weight: float = 1.0
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame detections -> keypoints [N, 2, 21, 2], right-probability evidence [N, 2] and scores [N, 2] by
-    slot (NaN where absent). A forward pass links detections to slots by motion and labels; then each run of
-    frames linked by motion keeps or swaps its slots as a whole, whichever MediaPipe's labels over the whole run
-    favour (a single frame's label is unreliable when hands clasp)."""
+@dataclasses.dataclass
+class SlotHands:
+    """The hands of N frames by slot (0 right, 1 left): keypoints [N, 2, 21, 2], right-probability evidence
+    [N, 2] and scores [N, 2] (NaN where absent), witness [N, 2] int8 (``detect.NO_WITNESS`` where absent)."""
+
+    keypoints: np.ndarray
+    right_prob: np.ndarray
+    score: np.ndarray
+    witness: np.ndarray
+
+
+def assign_hands(frames: Sequence[FrameHands], fps: float, label_weight: float = 1.0) -> SlotHands:
+    """Per-frame detections -> the hands by slot. A forward pass links detections to slots by motion and labels;
+    then each run of frames linked by motion keeps or swaps its slots as a whole, whichever the witnesses' labels
+    over the whole run favour (a single frame's label is unreliable when hands clasp)."""
     n = len(frames)
     keypoints = np.full((n, 2, 21, 2), np.nan, np.float32)
     right_prob = np.full((n, 2), np.nan, np.float32)
     score = np.full((n, 2), np.nan, np.float32)
+    witness = np.full((n, 2), NO_WITNESS, np.int8)
     memory: list[tuple[np.ndarray, int, float] | None] = [None, None]
     run_of = np.full(n, -1)
     run, last_seen = -1, -(10**9)
@@ -123,6 +140,7 @@ def assign_hands(frames: Sequence[FrameHands], fps: float, label_weight: float =
             keypoints[t, slot] = hands.keypoints[det]
             right_prob[t, slot] = hands.right_prob[det]
             score[t, slot] = hands.score[det]
+            witness[t, slot] = hands.source[det]
             memory[slot] = (_centre(hands.keypoints[det]), t, float(hand_size(hands.keypoints[det])))
     for r in range(run + 1):
         frames_in = run_of == r
@@ -132,7 +150,8 @@ def assign_hands(frames: Sequence[FrameHands], fps: float, label_weight: float =
             keypoints[frames_in] = keypoints[frames_in][:, ::-1]
             right_prob[frames_in] = right_prob[frames_in][:, ::-1]
             score[frames_in] = score[frames_in][:, ::-1]
-    return keypoints, right_prob, score
+            witness[frames_in] = witness[frames_in][:, ::-1]
+    return SlotHands(keypoints, right_prob, score, witness)
 
 
 def landmark_boxes(keypoints: np.ndarray, pad: float = 0.12) -> np.ndarray:
@@ -229,13 +248,17 @@ def regions_from_detections(frames: Sequence[FrameHands], fps: float, width: int
     """The whole chain: slots by chirality and motion, missed hands placed from their tracks, square crops."""
     if not (np.isfinite(fps) and fps > 0):
         raise ValueError(f"fps: expected a positive frame rate, got {fps!r}")
-    keypoints, _, score = assign_hands(frames, fps)
-    boxes = landmark_boxes(keypoints)
-    count = np.array([len(h) for h in frames], np.int8)
-    labelled = np.array([len(h) == 2 and (h.right_prob[0] > 0.5) != (h.right_prob[1] > 0.5) for h in frames], bool)
-    filled, source = fill_missing(boxes, count > 0, fps, width, height, horizon_s)
+    slots = assign_hands(frames, fps)
+    boxes = landmark_boxes(slots.keypoints)
+    any_hand = np.array([len(h) > 0 for h in frames], bool)
+    detector = [h.take(np.flatnonzero(h.source == MEDIAPIPE)) for h in frames]  # what the detector alone saw
+    count = np.array([len(h) for h in detector], np.int8)
+    labelled = np.array([len(h) == 2 and (h.right_prob[0] > 0.5) != (h.right_prob[1] > 0.5) for h in detector],
+                        bool)
+    filled, source = fill_missing(boxes, any_hand, fps, width, height, horizon_s)
     bbox = square_regions(filled, smooth_frames=smooth_frames)
-    return HandRegions(bbox, filled.astype(np.float32), source, keypoints, score, count, labelled)
+    return HandRegions(bbox, filled.astype(np.float32), source, slots.keypoints, slots.score, count, labelled,
+                       witness=slots.witness)
 
 
 def parse_roi(text: str) -> tuple[float, float, float, float]:

@@ -32,7 +32,7 @@ from core_model.cancel import check_cancel
 from core_model.geometry.interpenetration import HandMeshes, detect_interpenetration
 from core_model.network.landmarks import landmark_input
 from core_model.network.windowed import Frame, plan_windows, run_windows
-from core_model.pipeline.detect import MediaPipeHandDetector, detect_frames
+from core_model.pipeline.detect import MediaPipeHandDetector, Witness, detect_frames
 from core_model.pipeline.prefetch import Prefetch
 from core_model.pipeline.region import (
     HandRegions,
@@ -93,16 +93,16 @@ class RunEvent:
 
 
 def detect_regions(video: str | os.PathLike[str], roi: tuple[float, float, float, float] | None = None,
-                   cancel: Callable[[], bool] | None = None, timer: StageTimer | None = None
-                   ) -> Iterator[RunEvent | HandRegions]:
-    """Pass 1: yields RunEvent('detect') per frame, then the HandRegions. ``timer``: seconds of the ``decode``
-    and ``detect`` stages."""
+                   cancel: Callable[[], bool] | None = None, timer: StageTimer | None = None,
+                   witness: Witness | None = None) -> Iterator[RunEvent | HandRegions]:
+    """Pass 1: yields RunEvent('detect') per frame, then the HandRegions. ``timer``: seconds of the ``decode``,
+    ``detect`` and ``witness`` stages. ``witness``: completes MediaPipe's hands (``pipeline.witness``)."""
     with open_source(video) as source, MediaPipeHandDetector() as detector:
         info = source.info
         frames = []
         stream = timer.iterate("decode", source) if timer is not None else source
         with Prefetch(stream, depth=2, name="decode") as decoded:  # decoding overlaps detection
-            for index, hands in detect_frames(decoded, detector, info.fps, timer=timer):
+            for index, hands in detect_frames(decoded, detector, info.fps, timer=timer, witness=witness):
                 frames.append(hands)
                 if index % 32 == 0:
                     check_cancel(cancel, f"cancelled while detecting hands (frame {index})")
@@ -123,7 +123,7 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 batch: int = 4, overlap: int | None = None, device: torch.device | str = "cpu",
                 cancel: Callable[[], bool] | None = None, autocast: torch.dtype | None = None,
                 encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None,
-                refine_threads: int | None = None) -> Iterator[RunEvent]:
+                refine_threads: int | None = None, witness: Witness | None = None) -> Iterator[RunEvent]:
     """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``: detect,
     infer, optionally refine, write (the steps of :class:`_Run`).
 
@@ -136,13 +136,15 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     gradients and turns them on for itself, also under the caller's ``no_grad`` or ``inference_mode``.
     ``refine_threads``: torch threads while refining on the CPU (the caller's count is restored before each event);
     None: every core (:func:`usable_cores`), as the thread that decodes frames has finished by then (measured,
-    BENCHMARKS.md "Test-time refinement" (e): 4.1 against 6.8 ms per frame with two threads on the 2-core CPU)."""
+    BENCHMARKS.md "Test-time refinement" (e): 4.1 against 6.8 ms per frame with two threads on the 2-core CPU).
+    ``witness``: a second witness beside MediaPipe (``pipeline.witness.PerceptionWitness``) on the frames where
+    MediaPipe reports fewer than two hands; the result's ``witness`` says which one each hand came from."""
     output = Path(output)
     if output.suffix != ".npz":
         raise ValueError(f"output: a result file ends in .npz, got {output.name}")
     check_output_folder(output)  # before minutes of work, not after
     run = _Run(video, output, model, cancel=cancel, timer=timer)
-    yield from run.detect(roi)
+    yield from run.detect(roi, witness)
     created = _make_folders(output.parent)
     saved = False
     try:
@@ -185,9 +187,11 @@ class _Run:
         hand_model = model.hand_model
         self.symbols = {"V": hand_model.num_vertices, "H": model.config.feature_sizes[0]}
 
-    def detect(self, roi: tuple[float, float, float, float] | None) -> Iterator[RunEvent]:
-        """Pass 1: the detector over every frame, then the regions to crop (``roi``: a fixed one)."""
-        for item in detect_regions(self.video, roi, self.cancel, self.timer):
+    def detect(self, roi: tuple[float, float, float, float] | None, witness: Witness | None
+               ) -> Iterator[RunEvent]:
+        """Pass 1: the detector (and ``witness``) over every frame, then the regions to crop (``roi``: a fixed
+        one)."""
+        for item in detect_regions(self.video, roi, self.cancel, self.timer, witness):
             if isinstance(item, HandRegions):
                 self.regions = item
             else:
@@ -309,8 +313,8 @@ class _Run:
                           fps=self.fps, frame_count=len(self.regions), model_preset=model_preset,
                           checkpoint_sha256=checkpoint_sha256, hand_model=self.model.hand_model.name,
                           software_version=__version__, extra=extra)
-        result = Reconstruction(meta=meta, **self.arrays, region_source=self.regions.source, **windowed,
-                                refined=refined)
+        result = Reconstruction(meta=meta, **self.arrays, region_source=self.regions.source,
+                                witness=self.regions.witness, **windowed, refined=refined)
         save_result(result, self.output)
         return result
 
