@@ -284,7 +284,7 @@ def cmd_witness(args: argparse.Namespace) -> None:
             witness = PerceptionWitness(load_perception(args.checkpoint)[0]) if mode == "fused" else None
             timer = StageTimer()
             start = time.perf_counter()
-            regions = [r for r in detect_regions(clip, timer=timer, witness=witness) if not hasattr(r, "stage")][0]
+            regions = next(r for r in detect_regions(clip, timer=timer, witness=witness) if not hasattr(r, "stage"))
             seconds = time.perf_counter() - start
             n = len(regions)
             witnessed = np.isfinite(regions.det_score).all(1)

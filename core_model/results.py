@@ -9,7 +9,8 @@ the vertex count V, and names the first that does not fit.
 Schema versions: 1, the network's result; 2 adds the optional test-time refinement (``core_model.refine``) as
 ``refined_<name>`` arrays beside the network's (:data:`REFINED_ARRAYS`); 3 adds the optional ``camera`` [N, 2, 3],
 the network's weak-perspective camera per hand, from which refinement starts; 4 adds the optional ``witness``
-[N, 2], which witness each hand's landmarks come from (MediaPipe or the project's perception). Older files load as
+[N, 2], which witness each hand's landmarks come from (MediaPipe or the project's perception), and ``masks``
+[N, M, M], the perception's segmentation over each frame's crop. Older files load as
 results without what their version could not hold (:data:`MIGRATIONS`).
 """
 
@@ -79,6 +80,7 @@ OPTIONAL_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
     "region_source": (("N", 2), "i"),
     "camera": (("N", 2, 3), "f"),
     "witness": (("N", 2), "i"),
+    "masks": (("N", "M", "M"), "i"),
     "window_frames": (("W", 2), "i"),
     "mhsa_attention": (("W", "K", "A", "2T", "2T"), "f"),
     "mhca_attention": (("W", "K", 2, "A", "T", "T"), "f"),
@@ -111,7 +113,9 @@ class Reconstruction:
     hand's wrist-relative keypoints to normalised crop coordinates, ``uv = s * xy + t`` (the crop spans [-1, 1]).
     witness [N,2] int8 (optional, schema 4): where ``det_keypoints2d`` come from per hand: 0 no witness, 1
     MediaPipe's hand landmarker, 2 the project's two-hand perception (where MediaPipe missed the hand); absent:
-    MediaPipe wherever there are landmarks.
+    MediaPipe wherever there are landmarks. masks [N,M,M] int8 (optional, schema 4): the perception's labels over
+    the crop ``bbox`` (0 background, 1 right hand, 2 left hand; M = 80 for the shipped perception; 0 everywhere
+    on a frame without a region).
     window_frames [W,2] int (optional): each window's [start, stop) frames; mhsa_attention [W,K,heads,2T,2T] and
     mhca_attention [W,K,2,heads,T,T] (optional): that window's attention maps. gt: ground truth arrays by name
     without the ``gt_`` prefix (each with N first). refined: the test-time refinement's arrays by name without the
@@ -137,6 +141,7 @@ class Reconstruction:
     region_source: np.ndarray | None = None
     camera: np.ndarray | None = None
     witness: np.ndarray | None = None
+    masks: np.ndarray | None = None
     window_frames: np.ndarray | None = None
     mhsa_attention: np.ndarray | None = None
     mhca_attention: np.ndarray | None = None
@@ -307,9 +312,11 @@ def _from_v2(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
 
 
 def _from_v3(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Version 3 -> 4: version 4 only adds the optional ``witness``, which a version-3 file cannot hold."""
-    if "witness" in arrays:
-        raise ResultFileError("schema version 3 holds no witness array, but this file has one")
+    """Version 3 -> 4: version 4 only adds the optional ``witness`` and ``masks``, which a version-3 file cannot
+    hold."""
+    stray = [name for name in ("witness", "masks") if name in arrays]
+    if stray:
+        raise ResultFileError(f"schema version 3 holds no {' or '.join(stray)} array, but this file has one")
 
 
 # Readers of older schema versions: version -> function turning its arrays/meta into the next version's (in

@@ -35,6 +35,7 @@ def make_result(n: int = 5, v: int = 12, windows: int = 2) -> Reconstruction:
     return Reconstruction(meta=meta, **arrays, region_source=rng.integers(0, 3, (n, 2)).astype(np.int8),
                           camera=rng.normal(size=(n, 2, 3)).astype(np.float32),
                           witness=rng.integers(0, 3, (n, 2)).astype(np.int8),
+                          masks=rng.integers(0, 3, (n, 8, 8)).astype(np.int8),
                           window_frames=np.array([[0, 3], [2, 5]]),
                           mhsa_attention=rng.random((windows, 2, 4, 6, 6)).astype(np.float32),
                           mhca_attention=rng.random((windows, 2, 2, 4, 3, 3)).astype(np.float32),
@@ -113,7 +114,7 @@ def test_refined_names_shapes_and_completeness_are_checked(tmp_path):
 
 def test_version_1_file_loads_without_refined_arrays(tmp_path):
     result = make_result()
-    result.camera = result.witness = None
+    result.camera = result.witness = result.masks = None
     path = save_result(result, tmp_path / "v1.npz")
     _rewrite(path, schema_version=1)
     back = load_result(path)
@@ -128,7 +129,7 @@ def test_version_1_file_loads_without_refined_arrays(tmp_path):
 
 def test_version_2_and_3_files_load_without_camera_and_witness(tmp_path):
     result = make_result()
-    result.camera = result.witness = None
+    result.camera = result.witness = result.masks = None
     path = save_result(result, tmp_path / "v2.npz")
     _rewrite(path, schema_version=2)
     back = load_result(path)
@@ -140,10 +141,10 @@ def test_version_2_and_3_files_load_without_camera_and_witness(tmp_path):
     assert back.meta.schema_version == 4 and back.camera is not None and back.witness is None
     path = save_result(make_result(), tmp_path / "odd.npz")
     _rewrite(path, schema_version=3)  # version 3 had no witness: such a file is not one
-    with pytest.raises(ResultFileError, match="schema version 3 holds no witness array"):
+    with pytest.raises(ResultFileError, match="schema version 3 holds no witness or masks array"):
         load_result(path)
     result = make_result()
-    result.witness = None
+    result.witness = result.masks = None
     path = save_result(result, tmp_path / "odd2.npz")
     _rewrite(path, schema_version=2)  # version 2 had no camera: such a file is not one
     with pytest.raises(ResultFileError, match="schema version 2 holds no camera array"):
@@ -153,7 +154,7 @@ def test_version_2_and_3_files_load_without_camera_and_witness(tmp_path):
 def test_optional_arrays_may_be_absent(tmp_path):
     result = make_result()
     result.window_frames = result.mhsa_attention = result.mhca_attention = result.region_source = None
-    result.camera = result.witness = None
+    result.camera = result.witness = result.masks = None
     result.gt = {}
     back = load_result(save_result(result, tmp_path / "out.npz"))
     assert back.mhsa_attention is None and back.gt == {}
@@ -211,7 +212,7 @@ def test_older_schema_with_a_migration_loads(tmp_path, monkeypatch):
     from core_model import results
 
     result = make_result()
-    result.camera = result.witness = None  # no version before 3 holds either
+    result.camera = result.witness = result.masks = None  # no version before 3 holds either
     path = save_result(result, tmp_path / "r.npz")
     _rewrite(path, schema_version=0, drop="region_source")
 

@@ -212,11 +212,14 @@ class MediaPipeHandDetector:
 
 
 class Witness(Protocol):
-    """A second witness that completes the detector's hands on a frame (``core_model.pipeline.witness``)."""
+    """A second witness that completes the detector's hands on a frame and segments the hands in a crop
+    (``core_model.pipeline.witness``)."""
 
     def reset(self) -> None: ...
 
     def complete(self, frame: np.ndarray, hands: FrameHands) -> FrameHands: ...
+
+    def segment(self, frame: np.ndarray, bbox: np.ndarray) -> np.ndarray: ...
 
 
 def detect_frames(source: Iterable[tuple[int, np.ndarray]], detector: MediaPipeHandDetector, fps: float,

@@ -43,6 +43,7 @@ from core_model.pipeline.region import (
 )
 from core_model.pipeline.store import FrameStore
 from core_model.pipeline.video import open_source
+from core_model.pipeline.witness import MASK_SIZE
 from core_model.results import (
     FRAME_ARRAYS,
     OPTIONAL_ARRAYS,
@@ -138,7 +139,8 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     None: every core (:func:`usable_cores`), as the thread that decodes frames has finished by then (measured,
     BENCHMARKS.md "Test-time refinement" (e): 4.1 against 6.8 ms per frame with two threads on the 2-core CPU).
     ``witness``: a second witness beside MediaPipe (``pipeline.witness.PerceptionWitness``) on the frames where
-    MediaPipe reports fewer than two hands; the result's ``witness`` says which one each hand came from."""
+    MediaPipe reports fewer than two hands (the result's ``witness`` says which one each hand came from), which
+    also segments the hands in every frame's crop (the result's ``masks``)."""
     output = Path(output)
     if output.suffix != ".npz":
         raise ValueError(f"output: a result file ends in .npz, got {output.name}")
@@ -181,6 +183,7 @@ class _Run:
         self.window_frames: list[tuple[int, int]] = []
         self.refine_meta: dict[str, object] | None = None
         self.meshes: HandMeshes | None = None  # the closed meshes the inside test needs, made by ``infer``
+        self.witness: Witness | None = None
         self.overlap = 0
         self.fps = 0.0
         self.image_size = (0, 0)
@@ -191,6 +194,7 @@ class _Run:
                ) -> Iterator[RunEvent]:
         """Pass 1: the detector (and ``witness``) over every frame, then the regions to crop (``roi``: a fixed
         one)."""
+        self.witness = witness
         for item in detect_regions(self.video, roi, self.cancel, self.timer, witness):
             if isinstance(item, HandRegions):
                 self.regions = item
@@ -229,6 +233,9 @@ class _Run:
         self.arrays = dict(store.views())
         self.arrays["bbox"], self.arrays["valid"] = regions.bbox, regions.valid & has_region[:, None]
         self.arrays["det_keypoints2d"], self.arrays["det_score"] = regions.det_keypoints2d, regions.det_score
+        masks = None
+        if self.witness is not None:  # written by the thread that crops, alone (FrameStore is not shared)
+            masks = self.stores["masks"] = FrameStore(self.output, n, {"masks": ((MASK_SIZE, MASK_SIZE), np.int8)})
         with open_source(self.video) as source, contextlib.ExitStack() as stack:
             self.image_size = (int(source.info.width), int(source.info.height))
             self.fps = float(source.info.fps)
@@ -241,6 +248,9 @@ class _Run:
                     if has_region[index]:
                         with stage(timer, "crop"):
                             crop = crop_frame(frame, regions.bbox[index], size)
+                        if masks is not None:
+                            with stage(timer, "segment"):
+                                masks.write("masks", [index], self.witness.segment(frame, regions.bbox[index])[None])
                         yield Frame(index, crop, None if landmarks is None else landmarks[index])
 
             # Decoding and cropping overlap the model; the prefetcher is closed before the source is.
@@ -255,6 +265,9 @@ class _Run:
                 yield RunEvent("model", update.done, update.total, frames=update.frames, arrays=self.arrays)
         with stage(timer, "write"):
             store.finalise()
+            if masks is not None:
+                masks.finalise()
+                self.arrays["masks"] = masks.views()["masks"]
 
     def _store_frames(self, frames: np.ndarray, out: dict[str, np.ndarray]) -> None:
         """Finished frames: their interpenetration, their keypoints in frame pixels, into the parts folder."""

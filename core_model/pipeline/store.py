@@ -26,9 +26,10 @@ class FrameStore:
     """Arrays ``[N, *row_shape]`` by name, stored in ``folder`` (a fresh hidden folder beside ``beside``).
 
     ``write`` stores rows of finished frames; ``finalise`` fills every frame never written with the fill value
-    (NaN for floats, False for flags: "not reconstructed"); ``views`` maps the files read-only. ``close`` (or the
-    context manager) deletes the folder: nothing is left behind, finished or not. Maps handed out stay readable
-    after that on POSIX systems, where an open mapping keeps a deleted file's data."""
+    (NaN for floats, False for flags, 0 for integer labels: "not reconstructed"); ``views`` maps the files
+    read-only. ``close`` (or the context manager) deletes the folder: nothing is left behind, finished or not.
+    Maps handed out stay readable after that on POSIX systems, where an open mapping keeps a deleted file's
+    data."""
 
     def __init__(self, beside: str | os.PathLike[str], num_frames: int,
                  rows: Mapping[str, tuple[tuple[int, ...], np.dtype | type]]) -> None:
@@ -99,7 +100,7 @@ class FrameStore:
             missing = np.flatnonzero(~self._written[name])
             if not len(missing):
                 continue
-            fill = np.zeros((1, *row_shape), dtype) if dtype.kind == "b" else np.full((1, *row_shape), np.nan, dtype)
+            fill = np.full((1, *row_shape), np.nan, dtype) if dtype.kind == "f" else np.zeros((1, *row_shape), dtype)
             breaks = np.flatnonzero(np.diff(missing) != 1) + 1
             for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(missing)]):
                 for start in range(int(missing[lo]), int(missing[hi - 1]) + 1, FILL_ROWS):

@@ -25,6 +25,8 @@ from core_model.pipeline.detect import PERCEPTION, FrameHands
 PALM = [0, 5, 9, 13, 17]
 SAME_HAND = 0.5
 """Palm centres closer than this many hand sizes: the two witnesses report the same hand."""
+MASK_SIZE = 80
+"""Side of the stored masks (the perception's segmentation at its native stride 2 over the 160-px crop)."""
 MIN_KEYPOINT_CONFIDENCE = 0.3
 """Perception keypoints below this confidence are not reported (NaN): the witness does not vouch for them."""
 
@@ -67,6 +69,15 @@ class PerceptionWitness:
                            np.array([e[1] for e in extra], np.float32), np.array([e[2] for e in extra], np.float32),
                            np.full(len(extra), PERCEPTION, np.int8))
         return hands.merged(found)
+
+
+    def segment(self, frame: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+        """The hands' masks over the square crop ``bbox`` (x, y, side, side frame pixels) of ``frame``: [M, M]
+        int8 labels (0 background, 1 right, 2 left), M = :data:`MASK_SIZE` (a given crop leaves the track of
+        :meth:`complete` alone)."""
+        seen = self.perceiver(frame, np.asarray(bbox, np.float64)[:3])
+        step = seen.crop_labels.shape[0] // MASK_SIZE
+        return seen.crop_labels[step // 2::step, step // 2::step][:MASK_SIZE, :MASK_SIZE].astype(np.int8)
 
 
 def same_hand(a: np.ndarray, b: np.ndarray) -> bool:
