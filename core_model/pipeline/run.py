@@ -65,7 +65,7 @@ STORED = ("betas", "global_orient", "hand_pose", "transl", "keypoints", "vertice
           "chirality_maps", "camera")
 """Per-frame arrays the model makes, kept on disk while the run goes on (``store.py``); the rest is small."""
 REFINE_INPUTS = ("betas", "global_orient", "hand_pose", "keypoints", "keypoints2d", "camera", "bbox", "valid",
-                 "det_keypoints2d", "det_score")
+                 "det_keypoints2d", "det_score", "masks")
 """What refinement reads of the run's arrays (``refine.arrays.input_from_arrays``): small per frame."""
 REFINE_CHUNK = 512
 """Frames refined as one sequence (shorter videos in one piece). Refinement's memory grows with the chunk and with
@@ -376,7 +376,7 @@ def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[st
     gate_counts = np.zeros(len(REASONS), np.int64)
     for index, (lo, hi, a, b) in enumerate(chunks):
         check_cancel(cancel, f"cancelled while refining (frames {lo}..{hi - 1})")
-        part = {name: np.array(arrays[name][a:b]) for name in REFINE_INPUTS}  # copies: never the maps themselves
+        part = {name: np.array(arrays[name][a:b]) for name in REFINE_INPUTS if name in arrays}  # copies, not maps
         hands = part["valid"].astype(bool) & np.isfinite(part["keypoints"]).all((-1, -2))
         count = int((hands.any(-1) & np.isfinite(part["bbox"]).all(-1)).sum())  # refine.arrays' own test
         out: dict[str, np.ndarray] = {}

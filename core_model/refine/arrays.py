@@ -51,8 +51,43 @@ def input_from_arrays(arrays: dict[str, np.ndarray], K: np.ndarray) -> tuple[Ref
         hand_pose=t(arrays["hand_pose"][frames]), roots=t(roots), rel_transl=t(rel),
         det_keypoints2d=t(arrays["det_keypoints2d"][frames]), det_score=t(arrays["det_score"][frames]),
         K=t(np.broadcast_to(K, (len(frames), 3, 3))), scale_px=t(arrays["bbox"][frames, 2]),
-        valid=t(valid[frames], torch.bool), link=t(np.diff(frames) == 1, torch.bool))
+        valid=t(valid[frames], torch.bool), link=t(np.diff(frames) == 1, torch.bool),
+        **{k: t(v) for k, v in silhouette_inputs(arrays, frames).items()})
     return data, frames
+
+
+COVER_POINTS = 64
+"""Cells of a frame's hand mask the cover term spreads its points over."""
+
+
+def silhouette_inputs(arrays: dict[str, np.ndarray], frames: np.ndarray) -> dict[str, np.ndarray]:
+    """The silhouette terms' inputs for ``frames`` from the result's ``masks`` over each crop ``bbox`` (none
+    without masks): the distance of each mask cell to the hands' cells (crop sides), :data:`COVER_POINTS` cells
+    spread over the hands, and the crop. A frame whose mask holds fewer than ``COVER_POINTS`` hand cells has
+    none (weight 0): nothing there to fit to."""
+    from scipy.ndimage import distance_transform_edt
+
+    masks = arrays.get("masks")
+    if masks is None:
+        return {}
+    masks = np.asarray(masks)[frames] > 0                                              # both hands' union
+    M = masks.shape[-1]
+    box = np.asarray(arrays["bbox"], np.float64)[frames]
+    outside = np.zeros(masks.shape, np.float32)
+    cover = np.zeros((len(frames), COVER_POINTS, 2), np.float32)
+    weight = np.zeros((len(frames), COVER_POINTS), np.float32)
+    for i, hands in enumerate(masks):
+        cells = np.flatnonzero(hands)
+        if len(cells) < COVER_POINTS or not np.isfinite(box[i]).all():
+            continue
+        outside[i] = distance_transform_edt(~hands) / M
+        chosen = cells[np.linspace(0, len(cells) - 1, COVER_POINTS).round().astype(np.int64)]
+        rows, cols = np.divmod(chosen, M)
+        cover[i] = box[i, :2] + (np.stack([cols, rows], -1) + 0.5) / M * box[i, 2]
+        weight[i] = 1.0
+    crop = np.nan_to_num(box[:, :3], nan=0.0)
+    crop[:, 2] = np.where(crop[:, 2] > 0, crop[:, 2], 1.0)
+    return {"outside": outside, "cover_px": cover, "cover_weight": weight, "crop": crop}
 
 
 def output_arrays(result: RefineResult, frames: np.ndarray, num_frames: int, refiner: Refiner

@@ -62,6 +62,12 @@ class RefineConfig:
     use_limits: bool = True               # anatomical joint limits (core_model.handmodel.poses)
     w_limits: float = 20.0
 
+    use_silhouette: bool = True           # where the result has masks: surface inside them, covering them
+    w_inside: float = 5.0                 # per frame, the surface points' mean robust distance off the mask
+    w_cover: float = 5.0                  # per frame, the mask cells' mean robust distance to the surface:
+                                          # (with inside) 45 -> 10 px for a hand without landmarks, test scene
+    silhouette_knee: float = 0.02         # kernel scale in crop sides (as robust_scale)
+
     gate: bool = True                     # drop detections that contradict the prediction or their own track
     swap_margin: float = 0.6              # swapped fits better than this share of the given assignment: swap
     blob_ratio: float = 0.35              # two hands closer than this (hand sizes): one blob, dropped

@@ -34,6 +34,9 @@ GN_CG = 4
 more time, 3 and 4 reach equal fits on the real clips, 2 let asl interpenetrate on 4.8 % of frames (BENCHMARKS.md,
 "Test-time refinement" (e))."""
 
+SURFACE_POINTS = 128
+"""Vertices per hand the silhouette terms project (spread over the mesh by index)."""
+
 CAPSULE_REACH = 0.02
 """Metres: capsule pairs this far from touching at a phase's start are followed through the phase (the hands'
 joints move less than this in the 15 or so iterations between looks; a Gauss-Newton step looks at each)."""
@@ -51,6 +54,9 @@ class RefineInput:
     K [B,T,3,3] intrinsics; scale_px [B,T] pixels of one residual unit (the crop side).
     valid [B,T,2] bool: hands to refine (False on padding and unreconstructed hands; their values are ignored).
     link [B,T-1] bool: frames t and t+1 are consecutive frames of the video.
+    The hands' silhouette, where the result has masks (all four or none): outside [B,T,M,M] each mask cell's
+    distance to the nearest hand cell in crop sides; cover_px [B,T,P,2] frame pixels of P cells spread over the
+    hands' mask, cover_weight [B,T,P] (0 where a frame has no mask); crop [B,T,3] the mask's square (x, y, side).
     """
 
     betas: torch.Tensor
@@ -64,6 +70,10 @@ class RefineInput:
     scale_px: torch.Tensor
     valid: torch.Tensor
     link: torch.Tensor
+    outside: torch.Tensor | None = None
+    cover_px: torch.Tensor | None = None
+    cover_weight: torch.Tensor | None = None
+    crop: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.betas.ndim != 4 or self.betas.shape[-2:] != (2, 10):
@@ -72,6 +82,12 @@ class RefineInput:
         expect = {"global_orient": (B, T, 2, 3), "hand_pose": (B, T, 2, 45), "roots": (B, T, 2, 3),
                   "rel_transl": (B, T, 3), "det_keypoints2d": (B, T, 2, 21, 2), "det_score": (B, T, 2),
                   "K": (B, T, 3, 3), "scale_px": (B, T), "valid": (B, T, 2), "link": (B, max(T - 1, 0))}
+        if self.outside is not None:
+            M, P = self.outside.shape[-1], (self.cover_px.shape[-2] if self.cover_px is not None else 0)
+            expect.update({"outside": (B, T, M, M), "cover_px": (B, T, P, 2), "cover_weight": (B, T, P),
+                           "crop": (B, T, 3)})
+        elif any(getattr(self, name) is not None for name in ("cover_px", "cover_weight", "crop")):
+            raise ValueError("outside, cover_px, cover_weight, crop: give all of the silhouette's inputs or none")
         for name, shape in expect.items():
             value = getattr(self, name)
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
@@ -82,7 +98,9 @@ class RefineInput:
         fields = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            fields[f.name] = value.to(device) if value.dtype == torch.bool else value.to(device, dtype)
+            if value is not None:
+                value = value.to(device) if value.dtype == torch.bool else value.to(device, dtype)
+            fields[f.name] = value
         return RefineInput(**fields)
 
 
@@ -298,6 +316,7 @@ class _Fit:
         self.params = [self.d_orient, self.d_pose, self.roots, self.d_betas]
         self.root_w = self.roots0.new_tensor([cfg.w_root_xy, cfg.w_root_xy, cfg.w_root_z])
         self.radii = refiner._radii(self.betas0, self.valid) if cfg.use_capsules and bool(self.both.any()) else None
+        self.surface = self._surface() if data.outside is not None and cfg.use_silhouette else None
         self.contact = None          # (inside vertices, their partners) at the last refresh
         self.pairs = None            # capsule pairs near contact at the last look
         self.aligning = False        # the per-frame alignment's objective
@@ -316,6 +335,15 @@ class _Fit:
         self.R0 = roma.rotvec_to_rotmat(self.orient0)
         self.det = torch.nan_to_num(data.det_keypoints2d)
         self.scale_px = torch.nan_to_num(data.scale_px, nan=1.0).clamp_min(1.0)
+
+    def _surface(self):
+        """The surface points the silhouette terms project: :data:`SURFACE_POINTS` vertices per hand spread over
+        the mesh, on every frame (a ``VertexSet`` of B * T * 2 * K vertices)."""
+        V = self.refiner.hand_model.num_vertices
+        chosen = torch.as_tensor(np.linspace(0, V - 1, SURFACE_POINTS).round().astype(np.int64), device=self.dev)
+        b, t, h, v = torch.meshgrid(torch.arange(self.B, device=self.dev), torch.arange(self.T, device=self.dev),
+                                    torch.arange(2, device=self.dev), chosen, indexing="ij")
+        return self.refiner.skeleton.vertex_set((b.flatten(), t.flatten()), h.flatten(), v.flatten(), self.dt)
 
     def _gate(self) -> np.ndarray:
         """[B, T, 2] why each hand's landmarks are fitted or not (``gating``)."""
@@ -388,9 +416,27 @@ class _Fit:
                              + terms.prior(self.roots, self.roots0, self.root_w * vf, frames)
                              + terms.prior(self.roots[..., 1, :] - self.roots[..., 0, :], self.rel0,
                                            cfg.w_rel * self.both[..., None], frames))
+        if self.surface is not None:
+            loss.update(self.silhouette(betas, posed))
         if limits is not None:
             loss["limits"] = limits
         return (sum(loss.values()) if loss else None), loss
+
+    def silhouette(self, betas: torch.Tensor, posed) -> dict[str, torch.Tensor]:
+        """The surface inside the hands' mask and covering it (``terms.silhouette_inside`` / ``_cover``): each hand
+        is kept inside the union of the masks (the perception's right/left labels are its least reliable output),
+        and the mask is covered by both hands together on frames where both are refined."""
+        cfg, data = self.cfg, self.data
+        points = self.refiner.skeleton.vertices_at(betas, posed, self.surface).view(self.B, self.T, 2, -1, 3)
+        px = project(points, data.K[:, :, None]).flatten(2, 3)                      # [B, T, 2K, 2]
+        K = points.shape[3]
+        has_mask = (data.cover_weight.sum(-1) > 0).to(self.dt)                            # [B, T]
+        inside_w = (self.vf * has_mask[..., None]).repeat_interleave(K, -1)               # [B, T, 2K]
+        cover_w = data.cover_weight * self.both[..., None]
+        return {"inside": cfg.w_inside * terms.silhouette_inside(px, data.outside, data.crop, inside_w,
+                                                                   cfg.silhouette_knee, self.frames),
+                "cover": cfg.w_cover * terms.silhouette_cover(px, data.cover_px, cover_w, data.crop,
+                                                                cfg.silhouette_knee, self.frames)}
 
     def record(self, loss: dict[str, torch.Tensor]) -> None:
         """Keep each term's first and latest value."""

@@ -98,3 +98,29 @@ def joint_limits(hand_pose: torch.Tensor, axes: torch.Tensor, low: torch.Tensor,
     angles = torch.einsum("hjdc,...hjc->...hjd", axes, hand_pose.unflatten(-1, (15, 3)))
     excess = torch.relu(low - angles) + torch.relu(angles - high)
     return (weight[..., None, None] * excess**2).sum() / frames
+
+
+def silhouette_inside(points_px: torch.Tensor, outside: torch.Tensor, crop: torch.Tensor, weight: torch.Tensor,
+                      knee: float, frames: int) -> torch.Tensor:
+    """Surface points that project off the hands' mask: the robust cost of their distance to it, in crop sides.
+    points_px [B, T, K, 2] frame pixels; outside [B, T, M, M] each mask cell's distance to the nearest hand cell
+    (crop sides; 0 on the hands); crop [B, T, 3] the mask's square (x, y, side) in frame pixels; weight
+    [B, T, K] (0 on a hand not refined, or a frame without a mask); ``knee`` the kernel's scale in crop sides.
+    Averaged over the K points of a frame, summed over frames."""
+    B, T, K, _ = points_px.shape
+    uv = 2 * (points_px - crop[..., None, :2]) / crop[..., None, 2:3] - 1          # the crop's edges at -1, 1
+    d = torch.nn.functional.grid_sample(outside.flatten(0, 1)[:, None], uv.flatten(0, 1)[:, :, None, :],
+                                        mode="bilinear", padding_mode="border", align_corners=False)
+    u2 = (d.view(B, T, K) / knee) ** 2
+    return (weight * robust(u2, "huber")).sum() / (K * frames)
+
+
+def silhouette_cover(points_px: torch.Tensor, cover_px: torch.Tensor, cover_weight: torch.Tensor,
+                     crop: torch.Tensor, knee: float, frames: int) -> torch.Tensor:
+    """Hand cells of the mask that no surface point is near: the robust cost of each cover point's distance to
+    the nearest projected surface point, in crop sides. points_px [B, T, K, 2] and cover_px [B, T, P, 2] frame
+    pixels; cover_weight [B, T, P] (0 where the frame has no mask or its hands are not both refined)."""
+    P = cover_px.shape[-2]
+    d2 = ((cover_px[..., :, None, :] - points_px[..., None, :, :]) ** 2).sum(-1).amin(-1)   # [B, T, P]
+    u2 = d2 / (knee * crop[..., None, 2]) ** 2
+    return (cover_weight * robust(u2, "huber")).sum() / (P * frames)
