@@ -1,4 +1,4 @@
-"""``interhand figures multiview|accel|attention RESULT.npz ...``: the GUI's figure generator, headless."""
+"""``interhand figures multiview|accel|attention|sheet RESULT.npz ...``: the GUI's figure generator, headless."""
 
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ def _cmd_attention(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sheet(args: argparse.Namespace) -> int:
+    from core_model.figures.sheet import contact_sheet
+    from core_model.results import load_result
+
+    print(f"wrote {contact_sheet(load_result(args.result), args.video, args.out, args.every, args.columns)}")
+    return 0
+
+
 def add_result_figure_parsers(figures: argparse._SubParsersAction) -> None:
     """Add the result figures beside ``figures hand-poses``."""
     from core_model.figures.multiview import VIEW_LABELS
@@ -77,3 +85,12 @@ def add_result_figure_parsers(figures: argparse._SubParsersAction) -> None:
     q.add_argument("--heads", type=int, nargs="+", default=[1, 2], help="heads, from 1 (default 1 2)")
     common(q)
     q.set_defaults(handler=_cmd_attention)
+
+    q = figures.add_parser("sheet", help="contact sheet: every k-th frame's crop with masks, witnesses' landmarks, "
+                                         "network and refined keypoints")
+    q.add_argument("result", type=Path, help="result file (.npz)")
+    q.add_argument("video", type=Path, help="the result's video or image folder")
+    q.add_argument("--every", type=int, default=15, help="frame step (default 15)")
+    q.add_argument("--columns", type=int, default=4, help="frames per row (default 4)")
+    q.add_argument("--out", type=Path, required=True, help="sheet to write (.png or .jpg)")
+    q.set_defaults(handler=_cmd_sheet)
