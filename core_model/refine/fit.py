@@ -337,13 +337,11 @@ class _Fit:
         self.scale_px = torch.nan_to_num(data.scale_px, nan=1.0).clamp_min(1.0)
 
     def _surface(self):
-        """The surface points the silhouette terms project: :data:`SURFACE_POINTS` vertices per hand spread over
-        the mesh, on every frame (a ``VertexSet`` of B * T * 2 * K vertices)."""
+        """The vertices the silhouette terms project: :data:`SURFACE_POINTS` per hand spread over the mesh (by
+        index)."""
         V = self.refiner.hand_model.num_vertices
-        chosen = torch.as_tensor(np.linspace(0, V - 1, SURFACE_POINTS).round().astype(np.int64), device=self.dev)
-        b, t, h, v = torch.meshgrid(torch.arange(self.B, device=self.dev), torch.arange(self.T, device=self.dev),
-                                    torch.arange(2, device=self.dev), chosen, indexing="ij")
-        return self.refiner.skeleton.vertex_set((b.flatten(), t.flatten()), h.flatten(), v.flatten(), self.dt)
+        index = torch.as_tensor(np.linspace(0, V - 1, SURFACE_POINTS).round().astype(np.int64), device=self.dev)
+        return self.refiner.skeleton.surface(index, self.dt)
 
     def _gate(self) -> np.ndarray:
         """[B, T, 2] why each hand's landmarks are fitted or not (``gating``)."""
@@ -427,7 +425,7 @@ class _Fit:
         is kept inside the union of the masks (the perception's right/left labels are its least reliable output),
         and the mask is covered by both hands together on frames where both are refined."""
         cfg, data = self.cfg, self.data
-        points = self.refiner.skeleton.vertices_at(betas, posed, self.surface).view(self.B, self.T, 2, -1, 3)
+        points = self.refiner.skeleton.vertices(betas, posed, self.surface)                  # [B, T, 2, K, 3]
         px = project(points, data.K[:, :, None]).flatten(2, 3)                      # [B, T, 2K, 2]
         K = points.shape[3]
         has_mask = (data.cover_weight.sum(-1) > 0).to(self.dt)                            # [B, T]

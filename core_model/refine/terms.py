@@ -121,6 +121,9 @@ def silhouette_cover(points_px: torch.Tensor, cover_px: torch.Tensor, cover_weig
     the nearest projected surface point, in crop sides. points_px [B, T, K, 2] and cover_px [B, T, P, 2] frame
     pixels; cover_weight [B, T, P] (0 where the frame has no mask or its hands are not both refined)."""
     P = cover_px.shape[-2]
-    d2 = ((cover_px[..., :, None, :] - points_px[..., None, :, :]) ** 2).sum(-1).amin(-1)   # [B, T, P]
+    with torch.no_grad():  # the nearest point is found without a graph: the dense distances are P x K per frame
+        nearest = torch.cdist(cover_px, points_px).argmin(-1)                           # [B, T, P]
+    chosen = torch.gather(points_px, -2, nearest[..., None].expand(*nearest.shape, 2))
+    d2 = ((cover_px - chosen) ** 2).sum(-1)
     u2 = d2 / (knee * crop[..., None, 2]) ** 2
     return (cover_weight * robust(u2, "huber")).sum() / (P * frames)
