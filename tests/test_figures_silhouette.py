@@ -53,3 +53,23 @@ def test_silhouettes_fill_the_projected_triangles_and_iou_counts_cells():
     truth[0, 10:30, 10:20] = 2                                       # half of it, called the other hand
     assert mask_iou(labels, truth)[0] == np.float64((truth > 0).sum() / (labels > 0).sum())
     assert np.isnan(mask_iou(np.zeros_like(labels), np.zeros_like(labels))[0])
+
+
+def test_masks_overlay_tints_the_masked_cells_and_marks_each_witness():
+    from core_model.figures.overlay import WITNESS_DOTS, draw_overlay
+    from core_model.render import HAND_COLOURS, hex_rgb
+
+    result = _result(n=1)
+    result.bbox[0] = (40.0, 20.0, 80.0, 80.0)
+    masks = np.zeros((1, 8, 8), np.int8)
+    masks[0, 2:6, 1:3] = 1                                 # right hand: crop columns 10..30, rows 20..60
+    masks[0, 2:6, 5:7] = 2
+    result.masks, result.witness = masks, np.array([[1, 2]], np.int8)
+    result.det_keypoints2d[0] = np.nan
+    result.det_keypoints2d[0, 1, 0] = (150.0, 110.0)       # one landmark of the left hand, outside the crop
+    image = np.full((140, 200, 3), 100, np.uint8)
+    out = draw_overlay(image, result, 0, "masks", box=False)
+    right = np.array(hex_rgb(HAND_COLOURS[0]), float)
+    np.testing.assert_allclose(out[60, 60], 0.55 * 100 + 0.45 * right, atol=1)   # inside the right hand's cells
+    np.testing.assert_array_equal(out[60, 80], image[60, 80])                     # between the hands: untouched
+    assert tuple(out[110, 150]) == WITNESS_DOTS[2]                                # the perception's landmark

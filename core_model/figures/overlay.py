@@ -21,7 +21,11 @@ from core_model.handmodel.keypoints import BONES
 from core_model.render import HAND_COLOURS, PENETRATION_COLOUR, hex_rgb
 from core_model.results import Reconstruction
 
-OVERLAY_MODES = ("keypoints", "mesh", "none")
+OVERLAY_MODES = ("keypoints", "mesh", "masks", "none")
+"""What is drawn over the video: the network's keypoints, its mesh's vertices (red where inside the other hand),
+the perception's masks with the witnesses' landmarks (needs a result made with ``--witness fused``), or nothing."""
+WITNESS_NAMES = {1: "MediaPipe", 2: "ours"}
+WITNESS_DOTS = {1: (255, 255, 255), 2: (255, 0, 255)}  # MediaPipe white, the perception magenta
 
 
 def drawable(result: Reconstruction, frame: int, hand: int) -> bool:
@@ -54,6 +58,8 @@ def draw_overlay(image: np.ndarray, result: Reconstruction, frame: int, mode: st
                       cv2.LINE_AA)
     if mode == "none":
         return out
+    if mode == "masks":
+        return _draw_masks(out, result, frame, thick)
     red = hex_rgb(PENETRATION_COLOUR)
     for hand in range(2):
         if not drawable(result, frame, hand):
@@ -72,6 +78,39 @@ def draw_overlay(image: np.ndarray, result: Reconstruction, frame: int, mode: st
             keep = (points[:, 0] >= 0) & (points[:, 0] < w) & (points[:, 1] >= 0) & (points[:, 1] < h)
             out[points[keep & ~inside, 1], points[keep & ~inside, 0]] = colour
             out[points[keep & inside, 1], points[keep & inside, 0]] = red
+    return out
+
+
+def _draw_masks(out: np.ndarray, result: Reconstruction, frame: int, thick: int) -> np.ndarray:
+    """The perception's masks tinted over their crop, each hand's landmarks as dots in its witness's colour, and
+    which witness each hand came from."""
+    bbox = result.bbox[frame]
+    if result.masks is not None and np.isfinite(bbox).all():
+        labels = np.asarray(result.masks[frame]).astype(np.uint8)
+        x, y, side = (float(v) for v in bbox[:3])
+        cell = side / labels.shape[0]
+        matrix = np.array([[cell, 0, x + cell / 2 - 0.5], [0, cell, y + cell / 2 - 0.5]])
+        pasted = cv2.warpAffine(labels, matrix, (out.shape[1], out.shape[0]), flags=cv2.INTER_NEAREST,
+                                borderValue=0)
+        tinted = out.astype(np.float32)
+        for hand in range(2):
+            sel = pasted == hand + 1
+            tinted[sel] = 0.55 * tinted[sel] + 0.45 * np.array(hex_rgb(HAND_COLOURS[hand]), np.float32)
+        out = tinted.astype(np.uint8)
+    witness = result.witness[frame] if result.witness is not None else np.ones(2, np.int8)
+    words = []
+    for hand, name in enumerate(("R", "L")):
+        source = int(witness[hand]) if np.isfinite(result.det_keypoints2d[frame, hand]).any() else 0
+        words.append(f"{name}: {WITNESS_NAMES.get(source, 'none')}")
+        for p in result.det_keypoints2d[frame, hand]:
+            if np.isfinite(p).all():
+                cv2.circle(out, tuple(np.round(p).astype(int)), thick + 1, WITNESS_DOTS.get(source, (255, 255, 255)),
+                           -1, cv2.LINE_AA)
+    text = "  ".join(words) + ("" if result.masks is not None else "  (no masks: run with --witness fused)")
+    scale = max(0.4, min(out.shape[:2]) / 700)
+    at = (6, int(22 * scale / 0.6))
+    cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
