@@ -268,6 +268,7 @@ def cmd_witness(args: argparse.Namespace) -> None:
     """Pass 1 of ``interhand run`` on each real clip with MediaPipe alone and with the fused witnesses: frames
     where the detector alone saw two hands, where the witnesses together saw two, where the region holds two
     hands, hands only the perception saw, and the time of the pass."""
+    import json
     import time
 
     import torch
@@ -278,8 +279,17 @@ def cmd_witness(args: argparse.Namespace) -> None:
     from core_model.timing import StageTimer
 
     torch.set_num_threads(args.threads)
+    counted = json.loads((Path(args.labels) / "both_hands_visible.json").read_text())["sources"]
+    sources = json.loads((Path(args.labels) / "sources.json").read_text())["sources"]
+    files = {source["file"]: name for name, source in sources.items()}
     rows = []
     for clip in sorted(Path(args.media).glob("*.mp4")):
+        seen = np.zeros(0, bool)
+        if clip.name in files and files[clip.name] in counted:
+            source = counted[files[clip.name]]
+            seen = np.zeros(source["frames"], bool)
+            for start, stop in source["both_visible"]:
+                seen[start:stop] = True
         for mode in ("mediapipe", "fused"):
             witness = PerceptionWitness(load_perception(args.checkpoint)[0]) if mode == "fused" else None
             timer = StageTimer()
@@ -289,13 +299,17 @@ def cmd_witness(args: argparse.Namespace) -> None:
             n = len(regions)
             witnessed = np.isfinite(regions.det_score).all(1)
             ours = regions.witness == 2 if regions.witness is not None else np.zeros((n, 2), bool)
+            m = min(n, len(seen))
+            both = regions.valid.all(1)[:m][seen[:m]]
             rows.append([clip.name, mode, str(n), _pct((regions.detector_hands == 2).mean()), _pct(witnessed.mean()),
-                         _pct(regions.valid.all(1).mean()), str(int(ours.sum())),
+                         _pct(regions.valid.all(1).mean()),
+                         f"{_pct(both.mean())} ({int(seen.sum())})" if len(both) else "–", str(int(ours.sum())),
                          str(witness.frames_asked if witness else 0),
                          f"{1000 * timer.seconds.get('witness', 0.0) / max(witness.frames_asked, 1):.0f}"
                          if witness else "–", f"{1000 * seconds / n:.1f}"])
     print(_table(["clip", "witnesses", "frames", "detector saw 2 %", "witnesses saw 2 %", "region holds 2 %",
-                  "hands only ours saw", "frames asked", "ms per asked frame", "pass 1 ms/frame"], rows))
+                  "both reconstructed where a person sees both % (frames)", "hands only ours saw", "frames asked",
+                  "ms per asked frame", "pass 1 ms/frame"], rows))
 
 
 def main() -> int:
@@ -321,6 +335,7 @@ def main() -> int:
     p = sub.add_parser("witness")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--media", type=Path, default=MEDIA)
+    p.add_argument("--labels", type=Path, default=DEFAULT_FOLDER, help="holds both_hands_visible.json")
     args = parser.parse_args()
     {"synth": cmd_synth, "real": cmd_real, "speed": cmd_speed, "sheet": cmd_sheet,
      "witness": cmd_witness}[args.cmd](args)
