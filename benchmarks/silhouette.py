@@ -1,5 +1,6 @@
-"""The fused witnesses and the silhouette terms on the real clips: `interhand run --witness fused --refine` on each
-clip, then the same run's arrays refined again without the silhouette terms, side by side.
+"""The fused witnesses and the silhouette terms on the real clips: `interhand run --witness fused` on each clip
+(kept in ``--work`` and reused), then its arrays refined with and without the silhouette terms, side by side, in
+this process with ``--threads`` torch threads.
 
     python benchmarks/silhouette.py [--media ../shared/real-media] [--work runs/silhouette] [--threads 1]
 
@@ -36,6 +37,7 @@ def main() -> int:
     from core_model.pipeline.run import reconstruct
     from core_model.pipeline.witness import PerceptionWitness
     from core_model.refine import RefineConfig, Refiner, refine_result_arrays
+    from core_model.results import load_result
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--media", type=Path, default=MEDIA)
@@ -50,26 +52,26 @@ def main() -> int:
     rows = []
     for clip in sorted(args.media.glob("*.mp4")):
         out = args.work / f"{clip.stem}.npz"
-        start = time.perf_counter()
-        with torch.no_grad():
-            result = None
-            for event in reconstruct(clip, out, model, model_preset=preset, refine=RefineConfig(),
-                                     witness=witness):
-                result = event.result or result
-        wall = time.perf_counter() - start
+        if out.is_file():  # the network's run is kept: only the refinements are measured again
+            result = load_result(out)
+        else:
+            start, result = time.perf_counter(), None
+            with torch.no_grad():
+                for event in reconstruct(clip, out, model, model_preset=preset, witness=witness):
+                    result = event.result or result
+            print(f"{clip.name}: network run {time.perf_counter() - start:.1f} s", flush=True)
         masks = np.asarray(result.masks)
         size = masks.shape[-1]
         both = result.valid.all(-1) & (masks > 0).any((1, 2))
         network_iou = mask_iou(silhouettes(hand_pixels(result), faces, result.bbox, size), masks)[both]
         mp = result.witness == MEDIAPIPE
         reference = np.where(mp[..., None, None], result.det_keypoints2d, np.nan)
-        refinements = {"with silhouette": (result.refined, result.meta.extra["refine"]["seconds"])}
         arrays = {k: np.asarray(v) for k, v in result.arrays().items() if not k.startswith("refined_")}
-        t0 = time.perf_counter()
-        plain, _ = refine_result_arrays(arrays, Refiner(model.hand_model, RefineConfig(use_silhouette=False)),
-                                        image_size=_frame_size(clip))
-        refinements["without"] = ({k[len("refined_"):]: v for k, v in plain.items()}, time.perf_counter() - t0)
-        for name, (refined, seconds) in refinements.items():
+        for name, config in (("with silhouette", RefineConfig()), ("without", RefineConfig(use_silhouette=False))):
+            t0 = time.perf_counter()
+            fitted, _ = refine_result_arrays(arrays, Refiner(model.hand_model, config), image_size=_frame_size(clip))
+            seconds = time.perf_counter() - t0
+            refined = {k[len("refined_"):]: v for k, v in fitted.items()}
             shown = _with_refined(result, refined)
             iou = mask_iou(silhouettes(hand_pixels(shown, refined=True), faces, result.bbox, size), masks)[both]
             pen = np.asarray(refined["inside"]).any(-1).any(-1)[both]
@@ -78,7 +80,6 @@ def main() -> int:
             jitter_mp, _ = jitter_2d(result.det_keypoints2d, ok, reference)
             rows.append([clip.name, name, str(int(both.sum())), f"{seconds:.1f}", f"{np.nanmean(network_iou):.2f}",
                          f"{np.nanmean(iou):.2f}", f"{100 * pen.mean():.1f}", f"{jitter / jitter_mp:.2f}"])
-        print(f"{clip.name}: run with refinement {wall:.1f} s", flush=True)
     head = ["clip", "refinement", "two-hand frames with a mask", "refine s", "IoU network / masks",
             "IoU refined / masks", "refined interpenetrate %", "refined jitter / MediaPipe's"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))

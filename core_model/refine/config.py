@@ -63,9 +63,10 @@ class RefineConfig:
     w_limits: float = 20.0
 
     use_silhouette: bool = True           # where the result has masks: surface inside them, covering them
-    w_inside: float = 5.0                 # per frame, the surface points' mean robust distance off the mask
-    w_cover: float = 5.0                  # per frame, the mask cells' mean robust distance to the surface:
-                                          # (with inside) 45 -> 10 px for a hand without landmarks, test scene
+    w_inside: float = 2.0                 # per frame, the surface points' mean robust distance off the mask
+    w_cover: float = 2.0                  # per frame, the mask cells' mean robust distance to the surface; a
+                                          # stronger cover pulls the hands into each other (asl: 8 % of frames
+                                          # interpenetrate at 5, 1.6 % at 2; BENCHMARKS.md "Silhouettes")
     silhouette_knee: float = 0.02         # kernel scale in crop sides (as robust_scale)
 
     gate: bool = True                     # drop detections that contradict the prediction or their own track
