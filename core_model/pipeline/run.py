@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,7 +123,8 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 batch: int = 4, overlap: int | None = None, device: torch.device | str = "cpu",
                 cancel: Callable[[], bool] | None = None, autocast: torch.dtype | None = None,
                 encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None,
-                refine_threads: int | None = None) -> Iterator[RunEvent]:
+                refine_threads: int | None = None, detected: Iterable[RunEvent | HandRegions] | None = None
+                ) -> Iterator[RunEvent]:
     """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``: detect,
     infer, optionally refine, write (the steps of :class:`_Run`).
 
@@ -136,13 +137,16 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     gradients and turns them on for itself, also under the caller's ``no_grad`` or ``inference_mode``.
     ``refine_threads``: torch threads while refining on the CPU (the caller's count is restored before each event);
     None: every core (:func:`usable_cores`), as the thread that decodes frames has finished by then (measured,
-    BENCHMARKS.md "Test-time refinement" (e): 4.1 against 6.8 ms per frame with two threads on the 2-core CPU)."""
+    BENCHMARKS.md "Test-time refinement" (e): 4.1 against 6.8 ms per frame with two threads on the 2-core CPU).
+    ``detected``: pass 1 already done elsewhere (``interhand batch`` detects the next videos while the model works
+    on this one): what :func:`detect_regions` yielded for this video and ``roi``, the regions last; the events
+    that carry a message (a damaged file's stop) must be among them, the per-frame ones may be left out."""
     output = Path(output)
     if output.suffix != ".npz":
         raise ValueError(f"output: a result file ends in .npz, got {output.name}")
     check_output_folder(output)  # before minutes of work, not after
     run = _Run(video, output, model, cancel=cancel, timer=timer)
-    yield from run.detect(roi)
+    yield from run.detect(roi, detected)
     created = _make_folders(output.parent)
     saved = False
     try:
@@ -185,9 +189,12 @@ class _Run:
         hand_model = model.hand_model
         self.symbols = {"V": hand_model.num_vertices, "H": model.config.feature_sizes[0]}
 
-    def detect(self, roi: tuple[float, float, float, float] | None) -> Iterator[RunEvent]:
-        """Pass 1: the detector over every frame, then the regions to crop (``roi``: a fixed one)."""
-        for item in detect_regions(self.video, roi, self.cancel, self.timer):
+    def detect(self, roi: tuple[float, float, float, float] | None,
+               detected: Iterable[RunEvent | HandRegions] | None = None) -> Iterator[RunEvent]:
+        """Pass 1: the detector over every frame, then the regions to crop (``roi``: a fixed one); ``detected``:
+        pass 1's items made elsewhere (see :func:`reconstruct`)."""
+        items = detect_regions(self.video, roi, self.cancel, self.timer) if detected is None else detected
+        for item in items:
             if isinstance(item, HandRegions):
                 self.regions = item
             else:
