@@ -211,3 +211,103 @@ def test_summary_table_weights_the_overall_row():
     assert batch.describe_error(ValueError("video: x")) == "video: x"
     assert batch.describe_error(RuntimeError("boom\nline")) == "RuntimeError: boom line"
     assert row.status == "ok"
+
+
+class _DiedError(Exception):
+    """A fake worker death."""
+
+
+class FakeBackend:
+    """The scheduler's side of an engine, in threads: detection fails for ``bad``, the worker dies under
+    ``crash`` every time and under ``flaky`` the first time."""
+
+    workers, detectors = 2, 1
+
+    def __init__(self) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(6)
+        self.lock = threading.Lock()
+        self.load, self.most, self.ahead, self.most_ahead = [0, 0], 0, 0, 0
+        self.restarts: list[int | None] = []
+        self.tries: dict[str, int] = {}
+        self.cancelled = self.closed = False
+
+    def describe(self) -> str:
+        return "fake"
+
+    def detect(self, job):
+        with self.lock:
+            self.ahead += 1
+            self.most_ahead = max(self.most_ahead, self.ahead)
+        return self.pool.submit(lambda: batch.Detected([], 0.0, "bad video" if job.name == "bad" else ""))
+
+    def reconstruct(self, worker, job, detected):
+        with self.lock:
+            self.ahead -= 1
+            self.load[worker] += 1
+            self.most = max(self.most, self.load[worker])
+
+        def work():
+            import time
+
+            time.sleep(0.01)
+            with self.lock:
+                self.load[worker] -= 1
+                self.tries[job.name] = self.tries.get(job.name, 0) + 1
+            if job.name == "crash" or (job.name == "flaky" and self.tries[job.name] == 1):
+                raise _DiedError("gone")
+            return batch.VideoRow(job.video, job.output, "ok", frames=job.frames)
+
+        return self.pool.submit(work)
+
+    def progress(self):
+        return []
+
+    def worker_died(self, exc):
+        return isinstance(exc, _DiedError)
+
+    def start_error(self, exc):
+        return None
+
+    def restart(self, worker):
+        self.restarts.append(worker)
+
+    def cancel(self):
+        self.cancelled = True
+
+    def close(self):
+        self.closed = True
+        self.pool.shutdown()
+
+
+def test_scheduler_retries_a_dead_worker_once_and_bounds_the_work_ahead():
+    names = ["a", "bad", "flaky", "b", "crash", "c", "d", "e"]
+    jobs = [batch.Job(i, f"{n}.mp4", f"{n}.npz", n, "k", 10) for i, n in enumerate(names)]
+    backend = FakeBackend()
+    updates = list(batch.run_jobs(jobs, backend, poll_s=0.01))
+    rows = {u.job.name: u.row for u in updates if u.row is not None}
+    assert set(rows) == set(names) and backend.closed and not backend.cancelled
+    assert rows["bad"].status == "failed" and rows["bad"].error == "bad video"
+    assert rows["flaky"].status == "ok" and backend.tries["flaky"] == 2
+    assert rows["crash"].status == "failed" and "died while reconstructing this video, twice" in rows["crash"].error
+    assert backend.tries["crash"] == 2 and len(backend.restarts) >= 2
+    assert backend.most <= 2 and backend.most_ahead <= backend.detectors + backend.workers + 2
+    assert updates[-1].videos_done == len(names) and updates[-1].frames_done == 80
+
+    backend = FakeBackend()  # stopped early (Ctrl-C): the work under way is cancelled, the engine closed
+    updates = batch.run_jobs(jobs, backend, poll_s=0.01)
+    next(updates)
+    updates.close()
+    assert backend.cancelled and backend.closed
+
+
+def test_ray_is_imported_only_for_a_ray_batch():
+    import subprocess
+    import sys
+
+    code = ("import sys, core_model.cli, core_model.pipeline.batch, core_model.pipeline.batch_ray\n"
+            "core_model.cli.build_parser()\n"
+            "sys.exit(1 if 'ray' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
