@@ -493,6 +493,10 @@ def _start_model_worker(settings: BatchSettings, device: str, threads: int, queu
         _STATE["error"] = describe_error(exc)
 
 
+def _ready() -> None:
+    """A task that does nothing: submitting it starts a pool's process."""
+
+
 def _detect_here(job: Job, roi) -> Detected:
     return detect_job(job, roi, _STATE["report"], _STATE["cancel"])
 
@@ -519,6 +523,8 @@ class LocalBackend:
         self._level = logging.getLogger().getEffectiveLevel()
         self._detect_pool = self._new_detect_pool()
         self._pools = [self._new_worker(i) for i in range(self.workers)]
+        for pool in self._pools:  # start the workers (imports, the model) now, while the first videos are detected
+            pool.submit(_ready)
 
     def _new_detect_pool(self) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(self.detectors, mp_context=self._ctx, initializer=_start_detector,
@@ -562,6 +568,7 @@ class LocalBackend:
         else:
             self._pools[worker].shutdown(wait=False, cancel_futures=True)
             self._pools[worker] = self._new_worker(worker)
+            self._pools[worker].submit(_ready)
 
     def cancel(self) -> None:
         self._cancel.set()

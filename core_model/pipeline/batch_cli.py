@@ -74,7 +74,7 @@ def _batch(args: argparse.Namespace, bar: ProgressBar) -> int:
     describe_run_model(args.checkpoint, args.hand_model, args.untrained)  # a bad checkpoint fails here, not 20 times
     start = time.perf_counter()
     plan = batch.plan_batch(videos, out, settings.identity(), args.retry_failed,
-                            hashed=lambda i, n: bar("hashing", i, n))
+                            hashed=(lambda i, n: bar("hashing", i, n)) if len(videos) >= 50 else None)
     bar.end()
     earlier = len(videos) - len(plan.jobs)
     print(f"{len(videos)} videos: {len(plan.jobs)} to run"

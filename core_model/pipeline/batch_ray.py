@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
+import os
 import threading
 from typing import Any
 
@@ -84,7 +85,11 @@ class RayBackend:
             if address is None:
                 from core_model.pipeline.run import usable_cores
 
-                options.update(num_cpus=num_cpus or usable_cores(), object_store_memory=LOCAL_OBJECT_STORE)
+                # "local": a new cluster of our own, even where RAY_ADDRESS or a `ray start` names another one.
+                # No usage statistics: the machine may have no internet, and a batch is nobody else's business.
+                os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+                options.update(address="local", num_cpus=num_cpus or usable_cores(),
+                               object_store_memory=LOCAL_OBJECT_STORE)
             else:
                 options["address"] = address
             ray.init(**options)
