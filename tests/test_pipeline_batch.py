@@ -15,7 +15,7 @@ import pytest
 
 from core_model.assets import assets_root
 from core_model.cli import main
-from core_model.pipeline import batch
+from core_model.pipeline import batch, batch_schedule
 
 GOOD = ("grasp_a", "grasp_b", "grasp_c")
 
@@ -113,7 +113,13 @@ def test_batch_of_five_clips_locally_then_a_rerun_skips_them(clips, tiny_checkpo
     assert rows["grasp_a"]["status"] == "ok" and rows["nohands"]["status"] == "failed"
     assert {name: (out / f"{name}.npz").stat().st_mtime_ns for name in GOOD} == made
 
-    # A changed video runs again; so does everything under other settings (here a region given by hand).
+    # Under other settings (here refinement) every video would run again; the records stay as they were.
+    settings = batch.BatchSettings(checkpoint=str(tiny_checkpoint))
+    again = batch.plan_batch(batch.collect_videos([clips]), out, {**settings.identity(), "refine": {"on": 1}})
+    assert len(again.jobs) == 5
+    assert len(batch.plan_batch(batch.collect_videos([clips]), out, settings.identity()).jobs) == 0
+
+    # A changed video runs again; the copies of the others (the same bytes elsewhere) are found done.
     grasp = cv2.VideoCapture(str(clips / "grasp_a.mp4"))
     frames = [grasp.read()[1] for _ in range(12)]
     grasp.release()
@@ -142,7 +148,7 @@ def test_batch_of_five_clips_on_a_local_ray_cluster(clips, tiny_checkpoint, tmp_
     try:
         assert (backend.workers, backend.detectors) == (1, 1)
         assert "local Ray cluster (1 model worker" in backend.describe()
-        updates = list(batch.run_jobs(plan.jobs, backend))
+        updates = list(batch_schedule.run_jobs(plan.jobs, backend))
     finally:
         backend.close()
     import ray
@@ -182,17 +188,17 @@ def test_inputs_folders_patterns_and_lists(tmp_path):
 
 
 def test_workers_are_sized_to_the_machine():
-    cpu = batch.plan_workers(None, None, None, None, cores=2, gpus=0)
-    assert cpu == batch.WorkerPlan(("cpu",), 2, 1)
-    assert batch.plan_workers(None, None, None, None, cores=16, gpus=0).devices == ("cpu",) * 5
-    gpu = batch.plan_workers(None, None, None, None, cores=16, gpus=2)
+    plan, Plan = batch_schedule.plan_workers, batch_schedule.WorkerPlan
+    assert plan(None, None, None, None, cores=2, gpus=0) == Plan(("cpu",), 2, 1)
+    assert plan(None, None, None, None, cores=16, gpus=0).devices == ("cpu",) * 5
+    gpu = plan(None, None, None, None, cores=16, gpus=2)
     assert gpu.devices == ("cuda:0", "cuda:1") and gpu.detectors == 14
-    assert batch.plan_workers("cuda:1", 2, 3, None, cores=16, gpus=2) == batch.WorkerPlan(("cuda:1",) * 2, 3, 1)
-    assert batch.plan_workers("cpu", None, None, 2, cores=16, gpus=2).devices[0] == "cpu"
+    assert plan("cuda:1", 2, 3, None, cores=16, gpus=2) == Plan(("cuda:1",) * 2, 3, 1)
+    assert plan("cpu", None, None, 2, cores=16, gpus=2).devices[0] == "cpu"
     with pytest.raises(ValueError, match="--workers"):
-        batch.plan_workers(None, 0, None, None, cores=2, gpus=0)
+        plan(None, 0, None, None, cores=2, gpus=0)
     with pytest.raises(ValueError, match="no GPU"):
-        batch.plan_workers("cuda", None, None, None, cores=2, gpus=0)
+        plan("cuda", None, None, None, cores=2, gpus=0)
 
 
 def test_summary_table_weights_the_overall_row():
@@ -241,7 +247,7 @@ class FakeBackend:
         with self.lock:
             self.ahead += 1
             self.most_ahead = max(self.most_ahead, self.ahead)
-        return self.pool.submit(lambda: batch.Detected([], 0.0, "bad video" if job.name == "bad" else ""))
+        return self.pool.submit(lambda: batch_schedule.Detected([], 0.0, "bad video" if job.name == "bad" else ""))
 
     def reconstruct(self, worker, job, detected):
         with self.lock:
@@ -286,7 +292,7 @@ def test_scheduler_retries_a_dead_worker_once_and_bounds_the_work_ahead():
     names = ["a", "bad", "flaky", "b", "crash", "c", "d", "e"]
     jobs = [batch.Job(i, f"{n}.mp4", f"{n}.npz", n, "k", 10) for i, n in enumerate(names)]
     backend = FakeBackend()
-    updates = list(batch.run_jobs(jobs, backend, poll_s=0.01))
+    updates = list(batch_schedule.run_jobs(jobs, backend, poll_s=0.01))
     rows = {u.job.name: u.row for u in updates if u.row is not None}
     assert set(rows) == set(names) and backend.closed and not backend.cancelled
     assert rows["bad"].status == "failed" and rows["bad"].error == "bad video"
@@ -297,7 +303,7 @@ def test_scheduler_retries_a_dead_worker_once_and_bounds_the_work_ahead():
     assert updates[-1].videos_done == len(names) and updates[-1].frames_done == 80
 
     backend = FakeBackend()  # stopped early (Ctrl-C): the work under way is cancelled, the engine closed
-    updates = batch.run_jobs(jobs, backend, poll_s=0.01)
+    updates = batch_schedule.run_jobs(jobs, backend, poll_s=0.01)
     next(updates)
     updates.close()
     assert backend.cancelled and backend.closed

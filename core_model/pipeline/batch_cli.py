@@ -1,5 +1,5 @@
 """Handler of ``interhand batch`` (wired into ``core_model.cli``): many videos into a folder of results and a
-summary table, on this machine or a Ray cluster (``core_model.pipeline.batch``)."""
+summary table, on this machine or a Ray cluster (``core_model.pipeline.batch`` and ``batch_schedule``)."""
 
 from __future__ import annotations
 
@@ -49,13 +49,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
     previous = _terminate_like_ctrl_c()
     try:
         return _batch(args, ProgressBar())
+    except KeyboardInterrupt:  # before any video ran (while hashing, or starting the workers)
+        print("\ninterhand batch: interrupted before any video ran", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
 def _batch(args: argparse.Namespace, bar: ProgressBar) -> int:
-    from core_model.pipeline import batch
+    from core_model.pipeline import batch, batch_schedule
     from core_model.pipeline.models import describe_run_model
     from core_model.pipeline.region import parse_roi
     from core_model.pipeline.run import check_output_folder
@@ -84,7 +87,7 @@ def _batch(args: argparse.Namespace, bar: ProgressBar) -> int:
         if plan.jobs:
             backend = _backend(args, settings)
             print(f"running on {backend.describe()}")
-            with contextlib.closing(batch.run_jobs(plan.jobs, backend, refine=args.refine)) as updates:
+            with contextlib.closing(batch_schedule.run_jobs(plan.jobs, backend, refine=args.refine)) as updates:
                 for update in updates:
                     if update.row is not None:
                         batch.record_row(plan, update.job, update.row)
@@ -94,7 +97,7 @@ def _batch(args: argparse.Namespace, bar: ProgressBar) -> int:
                         text=f"frames, video {update.videos_done}/{update.videos}")
     except KeyboardInterrupt:
         interrupted = True
-    except batch.WorkerStartError as exc:
+    except batch_schedule.WorkerStartError as exc:
         bar.end()
         print(f"interhand batch: error: {exc}", file=sys.stderr)
         return 2
@@ -117,15 +120,15 @@ def _batch(args: argparse.Namespace, bar: ProgressBar) -> int:
 
 
 def _backend(args: argparse.Namespace, settings):
-    from core_model.pipeline import batch
+    from core_model.pipeline import batch_schedule
 
     if args.ray or args.ray_address:
         from core_model.pipeline.batch_ray import RayBackend
 
         return RayBackend(settings, address=args.ray_address, device=args.device, workers=args.workers,
                           detectors=args.detectors, threads=args.threads)
-    plan = batch.plan_workers(args.device, args.workers, args.detectors, args.threads)
-    return batch.LocalBackend(settings, plan)
+    plan = batch_schedule.plan_workers(args.device, args.workers, args.detectors, args.threads)
+    return batch_schedule.LocalBackend(settings, plan)
 
 
 def _video_line(update, name: str) -> str:

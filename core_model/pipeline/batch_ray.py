@@ -1,7 +1,7 @@
 """``interhand batch --ray``: the batch's two stages as Ray tasks and actors, on a local Ray cluster started for
 the batch or on an existing one (``--ray-address HOST:PORT``).
 
-The same scheduler (``batch.run_jobs``) drives it: detection is a Ray task per video (one CPU each, anywhere in
+The same scheduler (``batch_schedule.run_jobs``) drives it: detection is a Ray task per video (one CPU each, anywhere in
 the cluster), reconstruction a method call on a model actor (one GPU each where the cluster has GPUs, else one
 CPU per torch thread), the model loaded once per actor. Videos and results are paths: every node must see the
 inputs and the output folder at the same paths (a shared file system), and have interhand-studio installed
@@ -17,10 +17,9 @@ import os
 import threading
 from typing import Any
 
-from core_model.pipeline.batch import (
-    BatchSettings,
+from core_model.pipeline.batch import BatchSettings, Job
+from core_model.pipeline.batch_schedule import (
     Detected,
-    Job,
     ModelWorker,
     Throttled,
     detect_job,
@@ -117,8 +116,8 @@ class RayBackend:
 
     def describe(self) -> str:
         where = "a local Ray cluster" if self._started else "the Ray cluster"
-        return f"{where} ({self.plan.describe()})".replace(f"{self.plan.detectors} detector",
-                                                            f"{self.detectors} detection task")
+        tasks = f"{self.detectors} detection task{'s' if self.detectors > 1 else ''} at a time"
+        return f"{where} ({self.plan.describe(tasks)})"
 
     def _new_actor(self):
         device = "cuda" if self._actor_options.get("num_gpus") else "cpu"  # Ray gives each actor its own GPU
