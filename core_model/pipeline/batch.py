@@ -400,7 +400,7 @@ def markdown_table(rows: Sequence[VideoRow], wall_s: float) -> str:
         last = i == len(table) - 1
         name = r["video"] if last else Path(r["video"]).name
         status = r["status"] + (" (earlier run)" if r["reused"] is True else "")
-        cells = [name, str(r["frames"]) if r["status"] != "failed" else "-", pct(r["two_hands"]),
+        cells = [name, str(r["frames"]) if last or r["status"] in ("ok", "truncated") else "-", pct(r["two_hands"]),
                  pct(r["interpenetration"]), num(r["jitter"]), num(r["seconds"], 1), status,
                  str(r["error"]).replace("|", "\\|")]
         if last:
