@@ -109,8 +109,7 @@ class ModelWorker:
         self.settings = settings
         self.device = pick_device(device)
         self.threads = threads or settings.threads or 1
-        if self.device.type == "cpu":
-            torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.threads)  # on a GPU too: the other cores are the detectors'
         self.model, self.preset, self.checkpoint_sha256 = load_run_model(
             settings.checkpoint, settings.hand_model, self.device, settings.untrained)
         self.refine = None
