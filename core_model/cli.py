@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", cli_commands.cmd_run, "reconstruct both hands in a video or image folder into a result file")
     cli_commands.add_run_arguments(p)
     hand_model_option(p, "the one the checkpoint was trained with")
+
+    from core_model.pipeline import batch_cli
+
+    p = command("batch", batch_cli.cmd_batch, "reconstruct many videos (folders, patterns, lists) into a folder of "
+                "results and a summary table; resumable; on this machine or a Ray cluster")
+    batch_cli.add_batch_arguments(p)
+    hand_model_option(p, "the one the checkpoint was trained with")
     return parser
 
 

@@ -185,26 +185,36 @@ def _refine_summary(info: dict) -> str:
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    from core_model.network.config import PRESETS
-
     p.add_argument("video", type=Path, help="video file or image folder")
     p.add_argument("-o", "--output", type=Path, required=True, help="result file to write (.npz)")
+    add_model_options(p)
+
+
+def add_model_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
+    """The options ``interhand run`` and ``interhand batch`` share: the model, the device, the region, the work
+    (``batch``: the help of the batch's device and threads, which are per model worker)."""
+    from core_model.network.config import PRESETS
+
     model = p.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", type=Path, default=None,
                        help="STCNet checkpoint (default: the shipped model, trained on synthetic renders)")
     model.add_argument("--untrained", choices=sorted(PRESETS), default=None, metavar="PRESET",
                        help="an untrained network of this preset (lite or paper) instead of a checkpoint: shows the "
                             "pipeline working, not the hands")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:1 ... (default: every GPU, a model worker each; else the CPU)" if batch else
+                   "cpu, cuda, cuda:1 ... (default: CUDA when present)")
     p.add_argument("--roi", default=None, help="manual hand region x,y,w,h in pixels (default: detected)")
     p.add_argument("--batch", type=int, default=4, help="windows per batch")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads on the CPU (default: the cores but one, which decodes the next frames; "
+                   help="torch threads of each model worker on the CPU (default 1; the other cores detect)" if batch
+                   else "torch threads on the CPU (default: the cores but one, which decodes the next frames; "
                         "--refine's fit, after the last frame, every core)")
-    p.add_argument("--witness", choices=WITNESSES, default="mediapipe",
-                   help="whose landmarks place and guide the hands: mediapipe (MediaPipe's hand landmarker alone) "
-                        "or fused (MediaPipe, and the shipped two-hand perception where MediaPipe sees fewer than "
-                        "two hands; slower on such frames)")
+    if not batch:  # a batch's detection processes run MediaPipe alone for now
+        p.add_argument("--witness", choices=WITNESSES, default="mediapipe",
+                       help="whose landmarks place and guide the hands: mediapipe (MediaPipe's hand landmarker "
+                            "alone) or fused (MediaPipe, and the shipped two-hand perception where MediaPipe sees "
+                            "fewer than two hands, which also segments every crop; slower)")
     p.add_argument("--refine", action="store_true",
                    help="fit the network's hands to the detector's landmarks (test-time refinement); stores "
                         "refined_* beside the network's result")

@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,7 +124,8 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 batch: int = 4, overlap: int | None = None, device: torch.device | str = "cpu",
                 cancel: Callable[[], bool] | None = None, autocast: torch.dtype | None = None,
                 encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None,
-                refine_threads: int | None = None, witness: Witness | None = None) -> Iterator[RunEvent]:
+                refine_threads: int | None = None, witness: Witness | None = None,
+                detected: Iterable[RunEvent | HandRegions] | None = None) -> Iterator[RunEvent]:
     """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``: detect,
     infer, optionally refine, write (the steps of :class:`_Run`).
 
@@ -140,13 +141,17 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     BENCHMARKS.md "Test-time refinement" (e): 4.1 against 6.8 ms per frame with two threads on the 2-core CPU).
     ``witness``: a second witness beside MediaPipe (``pipeline.witness.PerceptionWitness``) on the frames where
     MediaPipe reports fewer than two hands (the result's ``witness`` says which one each hand came from), which
-    also segments the hands in every frame's crop (the result's ``masks``)."""
+    also segments the hands in every frame's crop (the result's ``masks``).
+    ``detected``: pass 1 already done elsewhere (``interhand batch`` detects the next videos while the model works
+    on this one): what :func:`detect_regions` yielded for this video, ``roi`` and ``witness``, the regions last;
+    the events that carry a message (a damaged file's stop) must be among them, the per-frame ones may be left
+    out."""
     output = Path(output)
     if output.suffix != ".npz":
         raise ValueError(f"output: a result file ends in .npz, got {output.name}")
     check_output_folder(output)  # before minutes of work, not after
     run = _Run(video, output, model, cancel=cancel, timer=timer)
-    yield from run.detect(roi, witness)
+    yield from run.detect(roi, witness, detected)
     created = _make_folders(output.parent)
     saved = False
     try:
@@ -190,12 +195,13 @@ class _Run:
         hand_model = model.hand_model
         self.symbols = {"V": hand_model.num_vertices, "H": model.config.feature_sizes[0]}
 
-    def detect(self, roi: tuple[float, float, float, float] | None, witness: Witness | None
-               ) -> Iterator[RunEvent]:
+    def detect(self, roi: tuple[float, float, float, float] | None, witness: Witness | None,
+               detected: Iterable[RunEvent | HandRegions] | None = None) -> Iterator[RunEvent]:
         """Pass 1: the detector (and ``witness``) over every frame, then the regions to crop (``roi``: a fixed
-        one)."""
+        one); ``detected``: pass 1's items made elsewhere (see :func:`reconstruct`)."""
         self.witness = witness
-        for item in detect_regions(self.video, roi, self.cancel, self.timer, witness):
+        items = detect_regions(self.video, roi, self.cancel, self.timer, witness) if detected is None else detected
+        for item in items:
             if isinstance(item, HandRegions):
                 self.regions = item
             else:
