@@ -110,9 +110,8 @@ def test_charts_add_dashed_refined_curves(window, files, refined_file):
     window.open_path(files["b"])
     n = load_result(refined_file).num_frames
     assert len(charts.curves) == 6  # r, r (refined), b in each chart
-    for plot in (charts.accel, charts.depth):
-        assert [label.text for _, label in plot.legend.items] == ["r", "r (refined)", "b"]
-    by_label = {label.text: sample.item for sample, label in charts.depth.legend.items}
+    assert charts.legend_labels() == ["r", "r (refined)", "b"]  # one legend for both charts
+    by_label = {item.opts["name"]: item for item in charts.depth.listDataItems()}
     refined, network = by_label["r (refined)"], by_label["r"]
     assert refined.opts["pen"].style() == QtCore.Qt.PenStyle.DashLine
     assert refined.opts["pen"].color() == network.opts["pen"].color()
@@ -129,7 +128,7 @@ def test_charts_add_dashed_refined_curves(window, files, refined_file):
     window.close_all()
     window.open_path(files["a"])
     assert len(charts.curves) == 2 and charts.refined_series == [None]
-    assert [label.text for _, label in charts.depth.legend.items] == ["a"]
+    assert charts.legend_labels() == ["a"]
 
 
 def test_unlinked_second_view_gets_its_camera_back(window, refined_file, qtbot):
