@@ -43,6 +43,51 @@ def test_3d_view_is_red_exactly_on_penetrating_frames(window, files, qtbot):
             assert red_pixels(image) == 0, frame
 
 
+def test_ground_truth_box_is_off_without_ground_truth(window, files):
+    """Not ticked, and not clickable, when the shown result has no ground truth; the user's choice comes back with
+    a result that has it."""
+    scene = window.panels["scene"]
+    assert not scene.truth.isEnabled() and not scene.truth.isChecked()  # nothing open
+    window.open_path(files["b"])  # no ground truth
+    assert not scene.truth.isEnabled() and not scene.truth.isChecked()
+    window.close_all()
+    window.open_path(files["a"])
+    assert scene.truth.isEnabled() and scene.truth.isChecked()
+    assert all(actor.GetVisibility() for actor in scene.main.truth_actors)
+    scene.truth.setChecked(False)  # the user's choice ...
+    window.close_all()
+    window.open_path(files["b"])
+    assert not scene.truth.isEnabled() and not scene.truth.isChecked()
+    window.close_all()
+    window.open_path(files["a"])
+    assert scene.truth.isEnabled() and not scene.truth.isChecked()  # ... kept
+    assert not any(actor.GetVisibility() for actor in scene.main.truth_actors)
+
+
+def _edge_hands(image: np.ndarray) -> float:
+    """The largest share of hand-coloured pixels in the 3-pixel border of a view (0: no hand cut by its edge)."""
+    edge = np.concatenate([image[:3].reshape(-1, 3), image[-3:].reshape(-1, 3), image[:, :3].reshape(-1, 3),
+                           image[:, -3:].reshape(-1, 3)])
+    return max(hand_pixels(edge[None]))
+
+
+def test_linked_second_view_shows_the_whole_hands(window, files, qtbot):
+    """The second view is narrower than the main one (a third of the panel): following the main camera turned by
+    90 degrees, it used to cut the hands off at its sides."""
+    window.open_path(files["a"])
+    scene = window.panels["scene"]
+    width, height = scene.second.plotter.window_size
+    assert width < height and scene.link.isChecked()
+    for frame in (0, 5):  # hands apart, hands touching
+        window.session.set_frame(frame)
+        for preset in ("camera", "front", "side"):
+            scene.apply_preset(preset)
+            settle(qtbot)
+            image = scene.second.plotter.screenshot(return_img=True)[..., :3]
+            assert sum(hand_pixels(image)) > 0.01, (frame, preset)  # the hands in view (one may hide the other) ...
+            assert _edge_hands(image) == 0.0, (frame, preset)  # ... and not cut by its border
+
+
 def test_video_panel_follows_the_frame_and_overlay_toggles(window, files, qtbot):
     window.open_path(files["a"])
     video = window.panels["video"]
