@@ -169,3 +169,18 @@ def test_multiview_comparison_errors_name_the_method(saved, capsys, tmp_path):
     assert main(["figures", "multiview", str(folder / "a.npz"), str(folder / "b.npz"), "--labels", "one",
                  "--frames", "1", "--out", out]) == 2
     assert "--labels: 1 labels for 2 result files" in capsys.readouterr().err
+
+
+def test_crop_box_reads_on_white_and_on_black(saved):
+    """The crop box is a white line between two black ones: on a white frame its outline shows, on a black one its
+    white line does."""
+    from core_model.figures.overlay import draw_overlay
+
+    a = saved["a"]
+    x, y, w, _ = (round(float(v)) for v in a.bbox[3])
+    for background, ink in ((255, 0), (0, 255)):
+        frame = np.full((240, 320, 3), background, np.uint8)
+        out = draw_overlay(frame, a, 3, mode="none")
+        column = out[max(y - 4, 0):y + 5, x + w // 2]  # across the box's top edge, at its middle
+        assert (np.abs(column.astype(int) - ink).max(-1) < 40).any(), background  # the contrasting line
+        assert (out != background).any(-1).sum() < 0.2 * frame.shape[0] * frame.shape[1]  # the box, not a fill

@@ -43,6 +43,36 @@ def test_3d_view_is_red_exactly_on_penetrating_frames(window, files, qtbot):
             assert red_pixels(image) == 0, frame
 
 
+def test_crop_box_reads_on_a_white_frame(window, openhand, tmp_path, qtbot):
+    """A white frame (a basin, a sheet): the crop box's black outline shows where a white line vanished."""
+    import cv2
+    from gui.factory import HEIGHT, WIDTH, make_result
+
+    from core_model.results import save_result
+
+    clip = tmp_path / "white.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (WIDTH, HEIGHT))
+    for _ in range(12):
+        writer.write(np.full((HEIGHT, WIDTH, 3), 255, np.uint8))
+    writer.release()
+    save_result(make_result(openhand, source=str(clip)), tmp_path / "white.npz")
+    window.open_path(tmp_path / "white.npz")
+    video = window.panels["video"]
+    video.mode.setCurrentText("none")
+    settle(qtbot)
+    view = video.view
+    size = view.image.size().scaled(view.size(), QtCore.Qt.AspectRatioMode.KeepAspectRatio)
+    left, top = (view.width() - size.width()) // 2, (view.height() - size.height()) // 2
+    shown = qimage_array(view.grab().toImage())[top + 2:top + size.height() - 2, left + 2:left + size.width() - 2]
+    assert (shown.astype(int).sum(-1) > 700).mean() > 0.5  # the white frame ...
+    dark = shown.astype(int).sum(-1) < 150
+    assert dark.sum() > 100  # ... with the box's outline on it
+    video.box.setChecked(False)
+    settle(qtbot)
+    assert (qimage_array(view.grab().toImage())[top + 2:top + size.height() - 2,
+                                                 left + 2:left + size.width() - 2].astype(int).sum(-1) < 150).sum() == 0
+
+
 def test_ground_truth_box_is_off_without_ground_truth(window, files):
     """Not ticked, and not clickable, when the shown result has no ground truth; the user's choice comes back with
     a result that has it."""
