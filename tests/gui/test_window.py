@@ -190,6 +190,21 @@ def test_keys_and_playback_move_the_frame(window, files, qtbot):
     assert not timeline.playing
 
 
+def test_clicking_the_timeline_track_goes_to_the_clicked_frame(window, files, qtbot):
+    """Not 10 frames (a page) towards it, as QSlider does."""
+    window.open_path(files["a"])
+    session, slider = window.session, window.panels["timeline"].slider
+    settle(qtbot)
+    for frame in (3, 9, 1, 11, 0):
+        x = next(x for x in range(slider.width()) if slider.value_at(x) == frame)  # the frame's place on the track
+        qtbot.mouseClick(slider, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(x, slider.height() // 2))
+        assert session.frame == frame and slider.value() == frame
+    for share, expected in ((0.5, (5, 6)), (0.02, (0,)), (0.98, (11,)), (0.3, (3, 4))):  # no page step of 10
+        qtbot.mouseClick(slider, QtCore.Qt.MouseButton.LeftButton,
+                         pos=QtCore.QPoint(round(share * slider.width()), slider.height() // 2))
+        assert session.frame in expected, share
+
+
 def test_charts_overlay_results_and_seek_on_click(window, files, qtbot):
     window.open_path(files["a"])
     window.open_path(files["b"])
