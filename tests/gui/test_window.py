@@ -248,8 +248,45 @@ def test_attention_panel_shows_the_window_of_the_current_frame(window, files, qt
     np.testing.assert_allclose(panel.mhsa.image.image, result.mhsa_attention[2, 1, 1])
     np.testing.assert_allclose(panel.chirality[0].image.image, result.chirality_maps[5, 0])
     assert panel.chirality[0].crop.image is not None  # the crop of the video frame under the map
+    assert panel.crop.crop.image is not None  # and alone beside them
     image = qimage_array(panel.snapshot())
     assert (np.abs(image.astype(int) - 255).sum(-1) > 60).mean() > 0.02  # maps are drawn, not a blank panel
+
+
+def test_attention_panel_has_labelled_axes_a_colour_bar_and_no_empty_cell(window, files, qtbot):
+    from pyqtgraph import PlotItem
+
+    result = load_result(files["a"])
+    panel = window.panels["attention"]
+    grid = panel.view.ci.layout
+    assert not panel.colour_bar.isVisible()  # nothing open: no scale, no axes
+    assert not panel.mhsa.plot.getAxis("bottom").isVisible()
+    window.open_path(files["a"])
+    window.session.set_frame(5)
+    settle(qtbot, 100)
+    cells = [grid.itemAt(row, column) for row in range(2) for column in range(3)]
+    assert all(isinstance(cell, PlotItem) for cell in cells)  # a map in every cell of the grid
+    titles = [cell.titleLabel.text for cell in cells]
+    assert titles == ["MHSA, both hands", "MHCA right", "MHCA left", "crop", "chirality right", "chirality left"]
+    T = result.mhsa_attention.shape[-1] // 2
+    for view in (panel.mhsa, *panel.mhca):
+        for side in ("left", "bottom"):
+            axis = view.plot.getAxis(side)
+            assert axis.isVisible() and axis.labelText == "frame"
+    assert [text for _, text in panel.mhsa.plot.getAxis("bottom")._tickLevels[0]] == ["right", "left"]
+    assert [p for p, _ in panel.mhsa.plot.getAxis("left")._tickLevels[0]] == [T / 2, 1.5 * T]
+    assert [text for _, text in panel.mhca[0].plot.getAxis("bottom")._tickLevels[0]] == ["4", "5", "7"]  # frames 4-7
+    x, y = panel.halves.getData()
+    assert set(x[2:]) == {T} and set(y[:2]) == {T}  # the dashed line between the hands' halves
+    maps = [result.mhsa_attention[2, 0, 0], *result.mhca_attention[2, 0, :, 0]]
+    largest = max(float(m.max()) for m in maps)
+    assert panel.colour_bar.isVisible() and np.isclose(panel.colour_bar.levels()[1], largest)
+    for view in (panel.mhsa, *panel.mhca):  # one scale for the three maps, the bar's
+        assert np.isclose(view.image.levels[1], largest)
+    bar = panel.colour_bar.sceneBoundingRect()
+    image = qimage_array(panel.view.grab().toImage())
+    strip = image[round(bar.top()) + 5:round(bar.bottom()) - 5, round(bar.left()):round(bar.left()) + 10]
+    assert strip[0].astype(int).sum() < strip[-1].astype(int).sum()  # dark (high weights) at the top
 
 
 def test_errors_reach_a_dialog_with_core_models_message(window, tmp_path):
