@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from core_model.export import FORMATS
 from core_model.figures.multiview import VIEW_LABELS
@@ -42,6 +42,21 @@ def _path_row(parent: QtWidgets.QWidget, text: str, save: bool, filters: str, di
     return row, edit
 
 
+def fit_placeholder(edit: QtWidgets.QLineEdit) -> None:
+    """Make ``edit`` at least wide enough to show its whole placeholder text (a form lays a line edit out at its
+    default width, which cut the longer hints off)."""
+    text = edit.placeholderText()
+    if not text:
+        return
+    option = QtWidgets.QStyleOptionFrame()
+    edit.initStyleOption(option)
+    margins = edit.textMargins()
+    inner = edit.fontMetrics().horizontalAdvance(text) + margins.left() + margins.right() + 8  # the text's padding
+    size = edit.style().sizeFromContents(QtWidgets.QStyle.ContentsType.CT_LineEdit, option,
+                                         QtCore.QSize(inner, edit.sizeHint().height()), edit)
+    edit.setMinimumWidth(max(edit.minimumWidth(), size.width()))
+
+
 class _Form(QtWidgets.QDialog):
     def __init__(self, title: str, parent: QtWidgets.QWidget | None) -> None:
         super().__init__(parent)
@@ -55,6 +70,8 @@ class _Form(QtWidgets.QDialog):
 
     def finish(self) -> None:
         self.form.addRow(self.buttons)
+        for edit in self.findChildren(QtWidgets.QLineEdit):
+            fit_placeholder(edit)
 
 
 class RunDialog(_Form):

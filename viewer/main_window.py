@@ -123,7 +123,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file, "&Quit", self.close, keys.Quit)
         run = self.menuBar().addMenu("&Run")
         self._action(run, "&Reconstruct video…", self.runs.dialog, "Ctrl+R")
-        self._action(run, "&Cancel", self.job_runner.cancel)
+        self.cancel_action = self._action(run, "&Cancel", self.job_runner.cancel)
+        self.cancel_action.setEnabled(False)  # while a job runs only
+        self.job_runner.cancellable.connect(self.cancel_action.setEnabled)
         export = self.menuBar().addMenu("&Export")
         self._action(export, "&Meshes (OBJ / PLY / GLB)…", self.exports.mesh_dialog, "Ctrl+E")
         self._action(export, "&Overlay video (mp4)…", self.exports.overlay_dialog)
