@@ -205,6 +205,57 @@ def test_clicking_the_timeline_track_goes_to_the_clicked_frame(window, files, qt
         assert session.frame in expected, share
 
 
+def test_key_map_scrubs_moves_the_views_and_is_listed_in_help(window, files, qtbot):
+    """Shift+arrows (and Page Up / Down) move 10 frames, R resets the 3D camera, V / Shift+V cycle the view
+    presets; Help ▸ Keyboard shortcuts lists every key of the map and the menus' shortcuts."""
+    from viewer.keymap import KEY_MAP, native
+    from viewer.panels.scene import VIEW_PRESETS
+
+    window.open_path(files["a"])
+    session, scene = window.session, window.panels["scene"]
+    key, shift = QtCore.Qt.Key, QtCore.Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(window, key.Key_Right, shift)
+    assert session.frame == 10
+    qtbot.keyClick(window, key.Key_Right, shift)
+    assert session.frame == 11  # the last frame
+    qtbot.keyClick(window, key.Key_Left, shift)
+    assert session.frame == 1
+    qtbot.keyClick(window, key.Key_PageDown)
+    assert session.frame == 11
+    qtbot.keyClick(window, key.Key_PageUp)
+    assert session.frame == 1
+
+    assert scene.preset.currentText() == "camera"
+    qtbot.keyClick(window, key.Key_V)
+    assert scene.preset.currentText() == VIEW_PRESETS[1]
+    qtbot.keyClick(window, key.Key_V, shift)
+    qtbot.keyClick(window, key.Key_V, shift)
+    assert scene.preset.currentText() == VIEW_PRESETS[-1]
+    settle(qtbot)
+    before = scene.main.view.render_image()
+    preset_camera = np.array(scene.main.plotter.camera.position)
+    scene.main.plotter.camera.azimuth = 40  # the user turned the view
+    assert not np.allclose(scene.main.plotter.camera.position, preset_camera)
+    qtbot.keyClick(window, key.Key_R)
+    np.testing.assert_allclose(scene.main.plotter.camera.position, preset_camera, atol=1e-9)
+    settle(qtbot)
+    np.testing.assert_array_equal(scene.main.view.render_image(), before)  # the same picture as the preset's
+
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    shortcuts = next(a for a in help_menu.actions() if "Keyboard shortcuts" in a.text())
+    shortcuts.trigger()
+    dialog = window.key_map
+    qtbot.waitExposed(dialog)
+    rows = dialog.rows()
+    for binding in KEY_MAP:
+        assert (" or ".join(native(k) for k in binding.keys), binding.what) in rows
+    assert any(what == "File ▸ Open" and keys == native("Ctrl+O") for keys, what in rows)
+    assert dialog.table.horizontalHeader().length() <= dialog.table.viewport().width() + 2  # no cut-off column
+    image = qimage_array(dialog.grab().toImage())
+    assert (image.astype(int).sum(-1) < 200).mean() > 0.005  # its text is drawn
+    dialog.reject()
+
+
 def test_charts_overlay_results_and_seek_on_click(window, files, qtbot):
     window.open_path(files["a"])
     window.open_path(files["b"])

@@ -65,11 +65,11 @@ class TimelinePanel(QtWidgets.QWidget):
         icons = QtWidgets.QStyle.StandardPixmap
         self.first = self._button(style.standardIcon(icons.SP_MediaSkipBackward), "First frame (Home)",
                                   lambda: session.set_frame(0))
-        self.back = self._button(style.standardIcon(icons.SP_MediaSeekBackward), "Previous frame (Left)",
-                                 lambda: self.step(-1))
+        self.back = self._button(style.standardIcon(icons.SP_MediaSeekBackward),
+                                 "Previous frame (Left; Shift+Left: 10 back)", lambda: self.step(-1))
         self.play = self._button(style.standardIcon(icons.SP_MediaPlay), "Play / pause (Space)", self.toggle)
-        self.forward = self._button(style.standardIcon(icons.SP_MediaSeekForward), "Next frame (Right)",
-                                    lambda: self.step(1))
+        self.forward = self._button(style.standardIcon(icons.SP_MediaSeekForward),
+                                    "Next frame (Right; Shift+Right: 10 forward)", lambda: self.step(1))
         self.last = self._button(style.standardIcon(icons.SP_MediaSkipForward), "Last frame (End)",
                                  lambda: session.set_frame(session.num_frames - 1))
         self.loop = QtWidgets.QCheckBox("loop", self)
