@@ -67,3 +67,44 @@ def test_hand_pose_figure_is_rendered_headless(tmp_path):
     orange = (pixels[:, 0] > pixels[:, 2] + 60).mean()
     assert blue > 0.02 and orange > 0.02
     assert np.mean(pixels.min(1) > 240) > 0.4
+
+
+def _studio(env_changes: dict[str, str | None], tmp_path: Path) -> subprocess.CompletedProcess:
+    """``interhand-studio`` (the installed entry point when there is one, else its function) with this checkout's
+    packages first on the path and ``env_changes`` made (None: unset)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update({k: v for k, v in env_changes.items() if v is not None})
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    env["HOME"] = str(tmp_path)  # no user settings read or written
+    script = Path(sys.executable).with_name("interhand-studio")
+    command = [str(script)] if script.is_file() else [sys.executable, "-c",
+                                                      "import sys; from viewer.app import main; sys.exit(main())"]
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+
+
+def test_studio_without_a_display_says_so_and_what_to_run(tmp_path):
+    """No DISPLAY (an SSH session, a container): a plain message and exit status 2, not Qt's abort (134) with its
+    hint about libxcb-cursor0; the same where DISPLAY names an X server that is not there."""
+    from viewer.app import NO_DISPLAY_EXIT
+
+    for changes, reason in (({}, "no display was found (DISPLAY is not set and neither is WAYLAND_DISPLAY)"),
+                            ({"DISPLAY": ":187"}, "the display :187 could not be reached")):
+        result = _studio(changes, tmp_path)
+        assert result.returncode == NO_DISPLAY_EXIT == 2, result.stderr
+        assert f"interhand-studio: cannot open a window: {reason}" in result.stderr
+        assert "xvfb-run -a interhand-studio" in result.stderr and "interhand run VIDEO" in result.stderr
+        assert "xcb-cursor" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_display_reads_the_environment():
+    from viewer.app import missing_display
+
+    assert missing_display({}, "linux").startswith("no display was found")
+    assert missing_display({"DISPLAY": ":0"}, "linux") is None
+    assert missing_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert missing_display({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None  # screenshots, tests
+    assert missing_display({"QT_QPA_PLATFORM": "wayland", "DISPLAY": ":0"}, "linux").startswith("QT_QPA_PLATFORM")
+    assert missing_display({"QT_QPA_PLATFORM": "xcb", "WAYLAND_DISPLAY": "w"}, "linux").startswith("no display")
+    assert missing_display({}, "win32") is None and missing_display({}, "darwin") is None

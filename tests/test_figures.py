@@ -22,6 +22,8 @@ def saved(tmp_path_factory, openhand):
     a = make_result(openhand, source=str(clip))
     save_result(a, folder / "a.npz")
     save_result(make_result(openhand, gt=False, noise=0.004, seed=2), folder / "b.npz")
+    # a method with its refinement: the refined hands apart on frames 4-7, frame 9 not refined
+    save_result(make_result(openhand, source=str(clip), refined_gap=0.25, unrefined=(9,), seed=3), folder / "c.npz")
     return {"folder": folder, "clip": clip, "a": a}
 
 
@@ -90,3 +92,95 @@ def test_figure_errors_name_the_argument(saved, capsys, tmp_path):
     assert main(["figures", "accel", str(folder / "a.npz"), "--out", str(tmp_path / "x.jpg")]) == 2
     assert "a figure is one of" in capsys.readouterr().err
     assert main(["figures", "hand-poses", "--out", str(tmp_path / "poses.png"), "--hand-model", "openhand"]) == 0
+
+
+def test_multiview_compares_methods_side_by_side(saved):
+    """Two results and one's refinement, three frames: the input, then a group of views per method under its
+    label; the refinement's hands (apart on frame 5) have no red where the network's penetrate."""
+    from gui.pixels import red_pixels
+
+    folder, dpi = saved["folder"], 150
+    assert main(["figures", "multiview", str(folder / "c.npz"), str(folder / "b.npz"), "--labels", "ours",
+                 "baseline", "--refined", "--frames", "1,5,8", "--video", str(saved["clip"]),
+                 "--out", str(folder / "mv3.png"), "--dpi", str(dpi)]) == 0
+    image = (imread(folder / "mv3.png")[..., :3] * 255).astype(np.uint8)
+    columns, gaps, header = 1 + 3 * 2, 3, 0.45  # input + (ours, ours refined, baseline) x two views
+    width_in, height_in = 1.6 * columns + 0.12 * gaps, 1.6 * 3 + header
+    assert image.shape[:2] == (int(height_in * dpi), int(width_in * dpi))
+
+    def panel(row: int, column: int) -> np.ndarray:
+        x = 1.6 * column + 0.12 * (column > 0) * ((column - 1) // 2 + 1)
+        y = header + 1.6 * row
+        return image[round(y * dpi):round((y + 1.6) * dpi), round(x * dpi):round((x + 1.6) * dpi)]
+
+    def ink(pixels: np.ndarray) -> float:
+        return float((pixels.astype(int).sum(-1) < 600).mean())
+
+    for group in range(3):  # a method's label and the rule under it above its two views
+        x0 = round((1.6 * (1 + 2 * group) + 0.12 * (group + 1)) * dpi)
+        assert ink(image[:round(0.3 * dpi), x0:x0 + round(3.2 * dpi)]) > 0.01, group
+    for row in range(3):
+        assert ink(panel(row, 0)) > 0.5  # the crop of the clip (grey frame)
+        for column in range(1, columns):
+            assert ink(panel(row, column)) > 0.01, (row, column)  # hands drawn in every panel
+    def red(row: int, method: int) -> int:  # in both views of a method
+        return red_pixels(panel(row, 1 + 2 * method)) + red_pixels(panel(row, 2 + 2 * method))
+
+    assert red(1, 0) > 10 and red(1, 2) > 10  # ours and baseline penetrate on frame 5 ...
+    assert red(1, 1) == 0  # ... ours refined does not: its hands are apart
+    assert red(0, 0) == red(0, 1) == red(0, 2) == 0  # frame 1: nobody penetrates
+
+
+def test_multiview_vector_output_embeds_full_resolution_renders(saved):
+    """PDF and SVG: text and rules as vectors, the renders embedded at their print resolution (not resampled to
+    a screen size), so the figure stays sharp when zoomed."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    folder = saved["folder"]
+    pixels = round(1.6 * (1 - 2 * 0.01) * 200)
+    for suffix in ("pdf", "svg"):
+        out = folder / f"mv.{suffix}"
+        assert main(["figures", "multiview", str(folder / "c.npz"), str(folder / "a.npz"), "--refined", "--frames",
+                     "2,5", "--out", str(out), "--dpi", "200"]) == 0
+        data = out.read_bytes()
+        if suffix == "pdf":
+            assert data.startswith(b"%PDF")
+            sizes = re.findall(rb"/Width (\d+) */Height (\d+)|/Height (\d+) */Width (\d+)", data)
+            sizes = {(int(w or w2), int(h or h2)) for w, h, h2, w2 in sizes}
+        else:
+            images = re.findall(rb'xlink:href="data:image/png;base64,([^"]+)"', data)
+            sizes = {Image.open(io.BytesIO(base64.b64decode(b))).size for b in images}
+            assert len(images) == 2 * 3 * 2  # two frames x (c, c refined, a) x two views
+        assert sizes == {(pixels, pixels)}, (suffix, sizes)
+
+
+def test_multiview_comparison_errors_name_the_method(saved, capsys, tmp_path):
+    folder = saved["folder"]
+    out = str(tmp_path / "x.png")
+    assert main(["figures", "multiview", str(folder / "c.npz"), "--refined", "--frames", "9", "--out", out]) == 2
+    assert "frame 9 does not have both hands reconstructed in 'c (refined)'" in capsys.readouterr().err
+    assert main(["figures", "multiview", str(folder / "a.npz"), str(folder / "b.npz"), "--refined", "--frames", "1",
+                 "--out", out]) == 2
+    assert "refined: none of the results holds the test-time refinement" in capsys.readouterr().err
+    assert main(["figures", "multiview", str(folder / "a.npz"), str(folder / "b.npz"), "--labels", "one",
+                 "--frames", "1", "--out", out]) == 2
+    assert "--labels: 1 labels for 2 result files" in capsys.readouterr().err
+
+
+def test_crop_box_reads_on_white_and_on_black(saved):
+    """The crop box is a white line between two black ones: on a white frame its outline shows, on a black one its
+    white line does."""
+    from core_model.figures.overlay import draw_overlay
+
+    a = saved["a"]
+    x, y, w, _ = (round(float(v)) for v in a.bbox[3])
+    for background, ink in ((255, 0), (0, 255)):
+        frame = np.full((240, 320, 3), background, np.uint8)
+        out = draw_overlay(frame, a, 3, mode="none")
+        column = out[max(y - 4, 0):y + 5, x + w // 2]  # across the box's top edge, at its middle
+        assert (np.abs(column.astype(int) - ink).max(-1) < 40).any(), background  # the contrasting line
+        assert (out != background).any(-1).sum() < 0.2 * frame.shape[0] * frame.shape[1]  # the box, not a fill

@@ -93,7 +93,18 @@ def test_reconstruct_with_refine_stores_refined_arrays(tmp_path, detected, tiny_
         events = list(reconstruct(clip, out, tiny_model, model_preset="lite", batch=2, refine=QUICK))
     stages = [e.stage for e in events]
     assert stages.index("refine") > max(i for i, s in enumerate(stages) if s == "model") and stages[-1] == "done"
-    assert [(e.done, e.total) for e in events if e.stage == "refine"] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    # Progress in the fit's units (align 2 + Gauss-Newton 4 x 10 + last phases 4, and one for each chunk's arrays),
+    # reported as the fit goes: not "0/1" until the end.
+    from core_model.refine.fit import GN_STEP_UNITS
+
+    progress = [(e.done, e.total) for e in events if e.stage == "refine"]
+    per_chunk = QUICK.align_steps + GN_STEP_UNITS * QUICK.gn_steps + QUICK.steps + 1
+    assert {total for _, total in progress} == {3 * per_chunk}
+    done = [d for d, _ in progress]
+    assert done[0] == 0 and done[-1] == 3 * per_chunk and done == sorted(done)
+    assert {per_chunk, 2 * per_chunk} <= set(done)  # each chunk's end; the first one holds no region
+    within = [d for d in done if per_chunk < d < 2 * per_chunk]
+    assert len(within) >= 3 and QUICK.align_steps + per_chunk in within  # the second chunk's fit, piece by piece
 
     result = load_result(out)
     assert set(result.refined) == set(REFINED_ARRAYS)
@@ -122,6 +133,23 @@ def test_reconstruct_with_refine_stores_refined_arrays(tmp_path, detected, tiny_
     assert info["losses"] and all(len(v) == 2 and np.isfinite(v).all() for v in info["losses"].values())
     assert sum(info["gate"].values()) == valid.sum() and set(info["gate"]) <= set(REASONS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.avi", "r.npz"]  # no parts folder left
+
+
+def test_cancel_while_the_fit_runs_leaves_nothing(tmp_path, detected, tiny_model):
+    """Cancel is looked at between the pieces of a chunk's fit, not only between chunks (one for a short clip)."""
+    from core_model.cancel import CancelledError
+    from core_model.pipeline.run import reconstruct
+
+    clip = write_clip(tmp_path / "c.avi", n=N)
+    seen: list[int] = []
+    run = reconstruct(clip, tmp_path / "r.npz", tiny_model, model_preset="lite", batch=4, refine=QUICK,
+                      cancel=lambda: bool(seen))
+    with pytest.raises(CancelledError, match="while refining"):
+        for event in run:
+            if event.stage == "refine" and 0 < event.done < event.total:
+                seen.append(event.done)  # the alignment is done: cancel now
+    assert seen == [QUICK.align_steps]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.avi"]
 
 
 def test_reconstruct_without_refine_stores_none(tmp_path, detected, tiny_model):

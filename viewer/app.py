@@ -5,11 +5,47 @@ that says how to open a file."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
+
+NO_DISPLAY_EXIT = 2
+# Qt platforms that draw without a display server (QT_QPA_PLATFORM, the part before any ":options").
+HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "linuxfb", "eglfs", "vkkhrdisplay", "minimalegl")
+
+
+def no_display_message(reason: str) -> str:
+    """What to say when the window cannot open: ``reason``, then what to run instead."""
+    return (f"interhand-studio: cannot open a window: {reason}.\n"
+            "  - on a machine without a screen, run the app on a virtual display:  xvfb-run -a interhand-studio "
+            "[FILES]\n"
+            "  - or use the headless commands, which do everything but the interactive views:\n"
+            "      interhand run VIDEO -o RESULT.npz [--refine]\n"
+            "      interhand figures multiview|accel|attention RESULT.npz ... --out FIGURE.pdf\n"
+            "      interhand export RESULT.npz --format obj|ply|glb --out DIR\n"
+            "  - over SSH, connect with X forwarding (ssh -X) so that DISPLAY is set")
+
+
+def missing_display(environ: dict[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Why no window can open, or None: on Linux and other X11/Wayland systems, neither DISPLAY nor
+    WAYLAND_DISPLAY is set and QT_QPA_PLATFORM does not name a platform that needs no display. Qt itself would
+    abort (exit status 134) with its xcb message and a hint about libxcb-cursor0 that does not apply."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return None
+    chosen = environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if chosen in HEADLESS_PLATFORMS:
+        return None
+    if chosen.startswith("wayland"):
+        return None if environ.get("WAYLAND_DISPLAY") else "QT_QPA_PLATFORM asks for Wayland, but WAYLAND_DISPLAY " \
+            "is not set"
+    if environ.get("DISPLAY") or (not chosen and environ.get("WAYLAND_DISPLAY")):
+        return None
+    return "no display was found (DISPLAY is not set" + ("" if chosen else " and neither is WAYLAND_DISPLAY") + ")"
 
 
 def demo_files() -> list[Path]:
@@ -25,10 +61,41 @@ def demo_files() -> list[Path]:
     return (videos[:1] + results) if results else []
 
 
+def _qapplication() -> QtWidgets.QApplication:
+    """A new QApplication; where Qt cannot reach the display it names (a DISPLAY left over from an ended session,
+    an X server that went away), the no-display message and exit status NO_DISPLAY_EXIT instead of Qt's abort.
+    Qt's messages while it starts are kept and written after, or, when it fails for another reason, before the
+    process ends as Qt would have ended it."""
+    messages: list[str] = []
+
+    def hold(kind: QtCore.QtMsgType, context: QtCore.QMessageLogContext, message: str) -> None:
+        category = context.category if context.category and context.category != "default" else ""
+        messages.append(f"{category}: {message}" if category else message)
+        if kind != QtCore.QtMsgType.QtFatalMsg:
+            return
+        unreachable = [m for m in messages if "could not connect to display" in m]
+        if unreachable:
+            display = unreachable[0].rsplit("display", 1)[1].strip() or "(none)"
+            sys.stderr.write(no_display_message(f"the display {display} could not be reached") + "\n")
+        else:  # not about the display: Qt's own words, hints included
+            sys.stderr.write("\n".join(messages) + "\n")
+        sys.stderr.flush()
+        os._exit(NO_DISPLAY_EXIT if unreachable else 134)
+
+    QtCore.qInstallMessageHandler(hold)
+    try:
+        app = QtWidgets.QApplication(sys.argv[:1])
+    finally:
+        QtCore.qInstallMessageHandler(None)
+    if messages:
+        sys.stderr.write("\n".join(messages) + "\n")
+    return app
+
+
 def create_app() -> QtWidgets.QApplication:
     import pyqtgraph as pg
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app = QtWidgets.QApplication.instance() or _qapplication()
     app.setApplicationName("InterHand Studio")
     app.setOrganizationName("InterHand Studio")
     pg.setConfigOptions(antialias=True, imageAxisOrder="row-major")
@@ -77,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="for automation: once the window has drawn what it opened, save the window (or PANEL: "
                              "video, scene, timeline, charts, attention) to PNG and quit; repeatable")
     args = parser.parse_args(argv)
+    reason = missing_display()
+    if reason is not None:
+        print(no_display_message(reason), file=sys.stderr)
+        return NO_DISPLAY_EXIT
     app = create_app()
     from viewer.main_window import MainWindow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from core_model.export import FORMATS
 from core_model.figures.multiview import VIEW_LABELS
@@ -42,6 +42,21 @@ def _path_row(parent: QtWidgets.QWidget, text: str, save: bool, filters: str, di
     return row, edit
 
 
+def fit_placeholder(edit: QtWidgets.QLineEdit) -> None:
+    """Make ``edit`` at least wide enough to show its whole placeholder text (a form lays a line edit out at its
+    default width, which cut the longer hints off)."""
+    text = edit.placeholderText()
+    if not text:
+        return
+    option = QtWidgets.QStyleOptionFrame()
+    edit.initStyleOption(option)
+    margins = edit.textMargins()
+    inner = edit.fontMetrics().horizontalAdvance(text) + margins.left() + margins.right() + 8  # the text's padding
+    size = edit.style().sizeFromContents(QtWidgets.QStyle.ContentsType.CT_LineEdit, option,
+                                         QtCore.QSize(inner, edit.sizeHint().height()), edit)
+    edit.setMinimumWidth(max(edit.minimumWidth(), size.width()))
+
+
 class _Form(QtWidgets.QDialog):
     def __init__(self, title: str, parent: QtWidgets.QWidget | None) -> None:
         super().__init__(parent)
@@ -55,6 +70,8 @@ class _Form(QtWidgets.QDialog):
 
     def finish(self) -> None:
         self.form.addRow(self.buttons)
+        for edit in self.findChildren(QtWidgets.QLineEdit):
+            fit_placeholder(edit)
 
 
 class RunDialog(_Form):
@@ -130,18 +147,36 @@ class MeshExportDialog(_Form):
 
 
 class FigureDialog(_Form):
-    def __init__(self, frame: int, path: str, parent: QtWidgets.QWidget | None = None) -> None:
+    """``results``: finished results loaded; ``refined``: how many of them hold the test-time refinement (the
+    multi-view figure can put them side by side)."""
+
+    def __init__(self, frame: int, path: str, parent: QtWidgets.QWidget | None = None, results: int = 1,
+                 refined: int = 0) -> None:
         super().__init__("Figure for a paper", parent)
         self.kind = QtWidgets.QComboBox(self)
         for key, text in FIGURE_KINDS.items():
             self.kind.addItem(text, key)
         self.form.addRow("Figure", self.kind)
         self.frames = QtWidgets.QLineEdit(str(frame), self)
-        self.frames.setToolTip("Multi-view: frames separated by commas. Attention: the frame whose window is shown")
+        self.frames.setToolTip("Multi-view: frames separated by commas, a row each. Attention: the frame whose "
+                               "window is shown")
         self.form.addRow("Frames", self.frames)
         self.views = QtWidgets.QLineEdit("front alternative", self)
         self.views.setToolTip(f"Views of the multi-view figure, among: {' '.join(VIEW_LABELS)}")
         self.form.addRow("Views", self.views)
+        self.compare = QtWidgets.QCheckBox(f"all {results} loaded results side by side", self)
+        self.compare.setChecked(results > 1)
+        self.compare.setEnabled(results > 1)
+        self.compare.setToolTip("Multi-view: a group of columns per result, in the charts' order, each headed by "
+                                "its label; else the shown result only")
+        self.form.addRow("Methods", self.compare)
+        self.refined = QtWidgets.QCheckBox("with the refinement, beside its result", self)
+        self.refined.setChecked(refined > 0)
+        self.refined.setEnabled(refined > 0)
+        self.refined.setToolTip("Multi-view: the test-time refinement's hands (interhand run --refine) as a method "
+                                "of their own, right after the network's" if refined else
+                                "No loaded result holds the test-time refinement (interhand run --refine)")
+        self.form.addRow("", self.refined)
         self.block, self.heads = QtWidgets.QSpinBox(self), QtWidgets.QLineEdit("1 2", self)
         self.block.setRange(1, 16)
         self.form.addRow("Attention block", self.block)
@@ -163,4 +198,5 @@ class FigureDialog(_Form):
             raise ValueError("frames and heads: expected whole numbers separated by commas or spaces") from None
         return {"kind": self.kind.currentData(), "path": Path(self.path.text()), "frames": frames,
                 "views": self.views.text().split(), "block": self.block.value() - 1, "heads": heads,
-                "dpi": self.dpi.value()}
+                "dpi": self.dpi.value(), "compare": self.compare.isChecked() and self.compare.isEnabled(),
+                "refined": self.refined.isChecked() and self.refined.isEnabled()}

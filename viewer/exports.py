@@ -24,13 +24,16 @@ class Exports(WindowPart):
         super().__init__(window)
         self.session = window.session
 
-    def _faces(self):
+    def _faces(self, result=None):
+        """(right, left) faces of ``result``'s hand model (default: the shown result's)."""
         from core_model.pipeline.models import faces_of, hand_model_of_result
 
-        primary = self.session.primary
-        if primary is None:
-            raise ValueError("export: open a result first")
-        return faces_of(hand_model_of_result(primary.result.meta.hand_model))
+        if result is None:
+            primary = self.session.primary
+            if primary is None:
+                raise ValueError("export: open a result first")
+            result = primary.result
+        return faces_of(hand_model_of_result(result.meta.hand_model))
 
     def meshes(self, folder: Path, file_format: str, frames: range) -> list[Path]:
         """One mesh file per frame with both hands (core_model.pipeline.sequence_export.export_frames)."""
@@ -46,8 +49,11 @@ class Exports(WindowPart):
         return written
 
     def figure(self, kind: str, path: Path, frames: list[int] | None = None, views: list[str] | None = None,
-               block: int = 0, heads: list[int] | None = None, dpi: int = 300) -> Path:
-        """A paper figure through core_model.figures (the same code as ``interhand figures``)."""
+               block: int = 0, heads: list[int] | None = None, dpi: int = 300, compare: bool = False,
+               refined: bool = False) -> Path:
+        """A paper figure through core_model.figures (the same code as ``interhand figures``). Multi-view:
+        the shown result, or with ``compare`` every finished result loaded, side by side; ``refined`` adds the
+        refinement of each that holds one (``interhand figures multiview A B --refined``)."""
         primary = self.session.primary
         if primary is None or not primary.ready.all():
             raise ValueError("figure: open a finished result first")
@@ -55,10 +61,11 @@ class Exports(WindowPart):
         QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
         try:
             if kind == "multiview":
-                from core_model.figures.multiview import multiview_figure
+                from core_model.figures.multiview import comparison_figure
 
-                written = multiview_figure(primary.result, frames, self._faces(), path, video=self.session.video_path,
-                                           views=views or ("front", "alternative"), dpi=dpi)
+                written = comparison_figure(self.figure_methods(compare, refined), frames, path,
+                                            video=self.session.video_path, views=views or ("front", "alternative"),
+                                            dpi=dpi)
             elif kind == "accel":
                 from core_model.figures.accel import acceleration_figure
 
@@ -75,6 +82,24 @@ class Exports(WindowPart):
             QtWidgets.QApplication.restoreOverrideCursor()
         self.window.statusBar().showMessage(f"wrote {written}", 8000)
         return written
+
+    def figure_methods(self, compare: bool, refined: bool) -> list:
+        """The methods of a multi-view figure: the shown result (``compare``: every finished result loaded, in
+        order), each followed by its refinement with ``refined``; labelled as the charts' legend labels them."""
+        from core_model.figures.multiview import methods_of
+
+        loaded = [r for r in self.session.results if r.ready.all()] if compare else [self.session.primary]
+        faces = {}
+        triples = []
+        for item in loaded:
+            name = item.result.meta.hand_model.lower()
+            if name not in faces:
+                faces[name] = self._faces(item.result)
+            triples.append((item.label, item.result, faces[name]))
+        methods = methods_of(triples, refined=refined)
+        if len(methods) == 1:
+            methods[0].label = ""  # one method: no method header, the view titles suffice
+        return methods
 
     def panel_image(self, key: str) -> QtGui.QImage:
         """The panel ``key`` (a key of viewer.main_window.PANELS) as drawn, or with "window" the whole window."""
@@ -115,7 +140,9 @@ class Exports(WindowPart):
         from viewer.dialogs import FigureDialog
 
         window = self.window
-        dialog = FigureDialog(self.session.frame, str(Path(window.last_dir()) / "figure.png"), window)
+        finished = [r for r in self.session.results if r.ready.all()]
+        dialog = FigureDialog(self.session.frame, str(Path(window.last_dir()) / "figure.png"), window,
+                              results=len(finished), refined=sum(bool(r.result.refined) for r in finished))
         if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
             window.guarded("Cannot make the figure", lambda: self.figure(**dialog.options()))
 

@@ -21,7 +21,10 @@ STATUS_MS = 250  # a running job's progress and messages reach the status bar at
 
 class JobRunner(WindowPart):
     """Runs one job at a time for ``window``. ``worker``: the running job's thread, None when idle; ``progress``
-    and ``cancel_button``: the status bar's widgets for it, shown while a job runs (the window places them)."""
+    and ``cancel_button``: the status bar's widgets for it, shown while a job runs (the window places them);
+    ``cancellable``: whether there is a job to cancel now (False once asked to stop), for the window's Cancel."""
+
+    cancellable = QtCore.Signal(bool)
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -68,6 +71,7 @@ class JobRunner(WindowPart):
         self.progress.show()
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
+        self.cancellable.emit(True)
         if repaint:
             self.window.repaint()
         worker.start()
@@ -77,6 +81,7 @@ class JobRunner(WindowPart):
         if self.worker is not None:
             self.worker.cancel()
             self.cancel_button.setEnabled(False)
+            self.cancellable.emit(False)
             self.window.statusBar().showMessage(f"{self.worker.title}: cancelling after the current batch…")
 
     def stop(self) -> None:
@@ -118,6 +123,7 @@ class JobRunner(WindowPart):
             on_end()
         self.progress.hide()
         self.cancel_button.hide()
+        self.cancellable.emit(False)
 
     def _show_status(self) -> None:
         message, self._status_message = self._status_message, None

@@ -123,7 +123,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file, "&Quit", self.close, keys.Quit)
         run = self.menuBar().addMenu("&Run")
         self._action(run, "&Reconstruct video…", self.runs.dialog, "Ctrl+R")
-        self._action(run, "&Cancel", self.job_runner.cancel)
+        self.cancel_action = self._action(run, "&Cancel", self.job_runner.cancel)
+        self.cancel_action.setEnabled(False)  # while a job runs only
+        self.job_runner.cancellable.connect(self.cancel_action.setEnabled)
         export = self.menuBar().addMenu("&Export")
         self._action(export, "&Meshes (OBJ / PLY / GLB)…", self.exports.mesh_dialog, "Ctrl+E")
         self._action(export, "&Overlay video (mp4)…", self.exports.overlay_dialog)
@@ -134,19 +136,42 @@ class MainWindow(QtWidgets.QMainWindow):
         view = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts…", self.show_key_map, keys.HelpContents)
         self._rebuild_recent()
 
     def _build_shortcuts(self) -> None:
+        """The keyboard map (viewer.keymap): frames, playback and the 3D views, anywhere in the window."""
+        from viewer.keymap import bind
+
         timeline: TimelinePanel = self.panels["timeline"]
+        scene: ScenePanel = self.panels["scene"]
         session = self.session
-        for key, slot in ((QtCore.Qt.Key.Key_Space, timeline.toggle),
-                          (QtCore.Qt.Key.Key_Left, lambda: timeline.step(-1)),
-                          (QtCore.Qt.Key.Key_Right, lambda: timeline.step(1)),
-                          (QtCore.Qt.Key.Key_Home, lambda: session.set_frame(0)),
-                          (QtCore.Qt.Key.Key_End, lambda: session.set_frame(session.num_frames - 1))):
-            shortcut = QtGui.QShortcut(QtGui.QKeySequence(key), self)
-            shortcut.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
-            shortcut.activated.connect(slot)
+        self.shortcuts = bind(self, {
+            "frame-1": lambda: timeline.step(-1), "frame+1": lambda: timeline.step(1),
+            "frame-10": lambda: timeline.step(-10), "frame+10": lambda: timeline.step(10),
+            "first": lambda: session.set_frame(0), "last": lambda: session.set_frame(session.num_frames - 1),
+            "play": timeline.toggle,
+            "reset": lambda: scene.apply_preset(scene.preset.currentText()),
+            "preset+1": lambda: self._cycle_preset(1), "preset-1": lambda: self._cycle_preset(-1)})
+
+    def _cycle_preset(self, step: int) -> None:
+        """The 3D view's next (``step`` 1) or previous (-1) camera preset."""
+        from viewer.panels.scene import VIEW_PRESETS
+
+        scene: ScenePanel = self.panels["scene"]
+        index = VIEW_PRESETS.index(scene.preset.currentText()) if scene.preset.currentText() in VIEW_PRESETS else 0
+        scene.apply_preset(VIEW_PRESETS[(index + step) % len(VIEW_PRESETS)])
+        self.statusBar().showMessage(f"3D view: {scene.preset.currentText()}", 2000)
+
+    def show_key_map(self) -> None:
+        """Help ▸ Keyboard shortcuts."""
+        from viewer.keymap import KeyMapDialog
+
+        dialog = KeyMapDialog(self.menuBar(), self)
+        dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.key_map = dialog
+        dialog.open()
 
     # ------------------------------------------------------------------------------------------------ errors
 

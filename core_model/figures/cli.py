@@ -14,13 +14,26 @@ def _frames(text: str) -> list[int]:
 
 
 def _cmd_multiview(args: argparse.Namespace) -> int:
-    from core_model.figures.multiview import multiview_figure
+    from core_model.figures.multiview import comparison_figure, methods_of
     from core_model.pipeline.models import faces_of, hand_model_of_result
     from core_model.results import load_result
 
-    result = load_result(args.result)
-    faces = faces_of(hand_model_of_result(result.meta.hand_model))
-    path = multiview_figure(result, args.frames, faces, args.out, video=args.video, views=args.views, dpi=args.dpi)
+    labels = args.labels or [Path(p).stem for p in args.results]
+    if len(labels) != len(args.results):
+        raise ValueError(f"--labels: {len(labels)} labels for {len(args.results)} result files")
+    faces = {}  # per hand model: results of one clip mostly share it
+    triples = []
+    for label, path in zip(labels, args.results):
+        result = load_result(path)
+        name = result.meta.hand_model.lower()
+        if name not in faces:
+            faces[name] = faces_of(hand_model_of_result(result.meta.hand_model))
+        triples.append((label, result, faces[name]))
+    methods = methods_of(triples, refined=args.refined)
+    if len(methods) == 1:
+        methods[0].label = ""  # one method: no method header, the view titles suffice
+    path = comparison_figure(methods, args.frames, args.out, video=args.video, views=args.views, dpi=args.dpi,
+                             panel_in=args.panel_size)
     print(f"wrote {path}")
     return 0
 
@@ -64,11 +77,19 @@ def add_result_figure_parsers(figures: argparse._SubParsersAction) -> None:
         p.add_argument("--out", type=Path, required=True, help="figure to write (.png, .pdf or .svg)")
         p.add_argument("--dpi", type=int, default=300, help="print resolution (default 300)")
 
-    q = figures.add_parser("multiview", help="chosen frames' meshes from two views beside the crop (paper Fig. 8/9)")
-    q.add_argument("result", type=Path, help="result file (.npz)")
-    q.add_argument("--frames", type=_frames, required=True, help="frame indices, e.g. 3,10,25")
-    q.add_argument("--video", type=Path, default=None, help="the result's video, to show the input crops")
+    q = figures.add_parser("multiview", help="chosen frames' meshes from two views beside the crop, one or several "
+                           "methods side by side (paper Fig. 8/9)")
+    q.add_argument("results", type=Path, nargs="+", metavar="result",
+                   help="result files (.npz) of the same clip, one per method, in column order")
+    q.add_argument("--frames", type=_frames, required=True, help="frame indices, e.g. 3,10,25 (a row each)")
+    q.add_argument("--labels", nargs="+", default=None, help="column headers of the results (default: file names)")
+    q.add_argument("--refined", action="store_true",
+                   help="also show the test-time refinement of each result that holds one (interhand run "
+                        "--refine), right after it, as \"<label> (refined)\"")
+    q.add_argument("--video", type=Path, default=None, help="the results' video, to show the input crops")
     q.add_argument("--views", nargs="+", choices=sorted(VIEW_LABELS), default=["front", "alternative"])
+    q.add_argument("--panel-size", type=float, default=1.6, metavar="INCHES",
+                   help="side of one panel in print (default 1.6)")
     common(q)
     q.set_defaults(handler=_cmd_multiview)
 

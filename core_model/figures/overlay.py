@@ -44,6 +44,19 @@ def project_vertices(result: Reconstruction, frame: int, hand: int) -> np.ndarra
     return result.vertices[frame, hand, :, :2] * scale + offset
 
 
+BOX_COLOUR = (255, 255, 255)
+BOX_OUTLINE = (0, 0, 0)
+
+
+def draw_box(image: np.ndarray, bbox: np.ndarray, thick: int) -> None:
+    """The crop box (x, y, w, h) in place: a white line ``thick`` pixels wide with a black line either side of it,
+    so that it reads on any frame (a white line alone vanished on a white basin or sheet)."""
+    x, y, w, h = bbox
+    corners = (round(x), round(y)), (round(x + w), round(y + h))
+    cv2.rectangle(image, *corners, BOX_OUTLINE, thick + 2 * max(1, thick // 2 + 1), cv2.LINE_AA)
+    cv2.rectangle(image, *corners, BOX_COLOUR, thick, cv2.LINE_AA)
+
+
 def draw_overlay(image: np.ndarray, result: Reconstruction, frame: int, mode: str = "keypoints",
                  box: bool = True) -> np.ndarray:
     """A copy of ``image`` (RGB uint8 [H, W, 3], the video frame) with the crop box and the hands of ``frame``."""
@@ -53,9 +66,7 @@ def draw_overlay(image: np.ndarray, result: Reconstruction, frame: int, mode: st
     thick = max(1, round(min(out.shape[:2]) / 240))
     bbox = result.bbox[frame]
     if box and np.isfinite(bbox).all():
-        x, y, w, h = bbox
-        cv2.rectangle(out, (round(x), round(y)), (round(x + w), round(y + h)), (255, 255, 255), thick,
-                      cv2.LINE_AA)
+        draw_box(out, bbox, thick)
     if mode == "none":
         return out
     if mode == "masks":

@@ -33,15 +33,35 @@ BUNDLE = ("mediapipe", "hand_landmarker.task")
 log = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def native_info_held_back() -> Iterator[None]:
-    """Drop the ``INFO: ...`` lines LiteRT/TFLite print straight onto file descriptor 2 while the block runs
-    (nine when a landmarker is made, two when it is closed, on every run); every other line, warnings and errors
-    included, is written to ``sys.stderr`` when the block ends.
+HARMLESS_NATIVE_LINES = (
+    "INFO: ",  # LiteRT/TFLite: nine lines when a landmarker is made, two when it is closed
+    "WARNING: Logging before InitGoogle() is written to STDERR",  # absl, before its first line
+)
+"""Starts of lines that MediaPipe's native code writes to file descriptor 2 and that say nothing to a user."""
+HARMLESS_NATIVE_MESSAGES = (
+    # LiteRT copies each frame into an aligned buffer (the copy is the fix it reports); first frame of a process
+    "Input tensor memory is not aligned according to LiteRt's memory alignment requirements",
+    # the hand landmarker's own graph projects landmarks from square regions, where this is supported
+    "Using NORM_RECT without IMAGE_DIMENSIONS is only supported for the square ROI",
+)
+"""absl log messages (``W0000 <time> <thread> <file>:<line>] <message>``) of the same kind, by their text."""
 
-    Why at the file-descriptor level: LiteRT's default logger writes with ``fprintf(stderr)`` and reads no
-    environment variable (``TF_CPP_MIN_LOG_LEVEL`` and ``GLOG_minloglevel`` were tried: no effect), and the
-    mediapipe 1.2 wheel exposes no log level. Debug logging (``interhand -v``) shows the lines unfiltered."""
+
+def _harmless(line: str) -> bool:
+    return line.startswith(HARMLESS_NATIVE_LINES) or any(m in line for m in HARMLESS_NATIVE_MESSAGES)
+
+
+@contextlib.contextmanager
+def native_chatter_held_back() -> Iterator[None]:
+    """Drop what MediaPipe's native code writes straight onto file descriptor 2 and that says nothing to a user
+    (:data:`HARMLESS_NATIVE_LINES`, :data:`HARMLESS_NATIVE_MESSAGES`) while the block runs; every other line,
+    other warnings and errors included, is written to ``sys.stderr`` when the block ends.
+
+    Why at the file-descriptor level: LiteRT's default logger writes with ``fprintf(stderr)`` and absl's with
+    ``write(2)``; neither reads an environment variable (``TF_CPP_MIN_LOG_LEVEL``, ``GLOG_minloglevel`` and
+    ``ABSL_MIN_LOG_LEVEL`` were tried with mediapipe 1.2.3: no effect), and the wheel exposes no log level. Holding
+    back costs ~60 us (a temporary file, two ``dup2``), against ~30 ms for detecting the hands of a frame. Debug
+    logging (``interhand -v``) shows the lines unfiltered."""
     if log.isEnabledFor(logging.DEBUG):
         yield
         return
@@ -60,7 +80,7 @@ def native_info_held_back() -> Iterator[None]:
             os.close(saved)
             capture.seek(0)
             kept = [line for line in capture.read().decode(errors="replace").splitlines(keepends=True)
-                    if not line.startswith("INFO: ")]
+                    if not _harmless(line)]
             if kept:
                 sys.stderr.write("".join(kept))
 
@@ -174,7 +194,7 @@ class MediaPipeHandDetector:
 
     def close(self) -> None:
         if self._landmarker is not None:
-            with native_info_held_back():
+            with native_chatter_held_back():
                 self._landmarker.close()
             self._landmarker = None
         self._last_ms = -1
@@ -192,12 +212,13 @@ class MediaPipeHandDetector:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame: expected RGB uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
         if self._landmarker is None:
-            with native_info_held_back():
+            with native_chatter_held_back():
                 self._landmarker = self._vision.HandLandmarker.create_from_options(self._options)
         timestamp_ms = max(int(timestamp_ms), self._last_ms + 1)
         self._last_ms = timestamp_ms
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
-        result = self._landmarker.detect_for_video(image, timestamp_ms)
+        with native_chatter_held_back():  # the graph runs in the call: its lines are written before it returns
+            result = self._landmarker.detect_for_video(image, timestamp_ms)
         if not result.hand_landmarks:
             return FrameHands.empty()
         height, width = frame.shape[:2]

@@ -79,7 +79,7 @@ REFINE_MARGIN = 16
 @dataclasses.dataclass
 class RunEvent:
     """stage: ``detect``, ``model``, ``refine`` (with ``reconstruct(refine=...)``) or ``done``; done/total in that
-    stage's units (frames, windows, chunks of :data:`REFINE_CHUNK` frames: one for all but long videos);
+    stage's units (frames, windows, the refinement fit's iterations: see :func:`_refine_into`);
     frames: indices whose results are final (model stage); result: the finished record (done stage).
     arrays (model stage): the run's per-frame arrays by result-file name, filled in place as windows finish, so a
     viewer can show the frames listed so far while the run goes on (read them; never write)."""
@@ -363,20 +363,24 @@ def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[st
                  ) -> Iterator[RunEvent]:
     """Refine the run's ``arrays`` chunk by chunk into ``store`` (``rows``: one frame's shape of each of its
     arrays). Every frame of every :data:`REFINED_ARRAYS` is written: NaN / False where a hand was not refined (no
-    reconstruction claimed valid), ``gate`` ABSENT there. Yields RunEvent('refine') per chunk; returns what goes
+    reconstruction claimed valid), ``gate`` ABSENT there. Yields RunEvent('refine') as the fit goes, in the fit's
+    units (``Refiner.progress_total`` per chunk, about one L-BFGS iteration each) plus one per chunk for its
+    arrays (meshes, penetration) and their writing; cancel is checked between the fit's pieces. Returns what goes
     into ``meta.extra["refine"]``. ``threads``: see :func:`reconstruct`'s ``refine_threads``."""
     import time
 
-    from core_model.refine import Refiner, refine_result_arrays
+    from core_model.refine import Refiner, refine_result_arrays_steps
     from core_model.refine.gating import ABSENT, REASONS
 
     start = time.perf_counter()
     chunks = refine_chunks(len(arrays["valid"]))
-    yield RunEvent("refine", 0, len(chunks))
     # Refinement needs gradients; the caller may run the pipeline under no_grad or inference_mode. The modes are
     # set around each piece of work only, never across a yield (they are the consumer's thread state).
     with torch.inference_mode(False), torch.enable_grad():
         refiner = Refiner(hand_model, config)
+    per_chunk = refiner.progress_total() + 1
+    total = len(chunks) * per_chunk
+    yield RunEvent("refine", 0, total)
     losses: dict[str, list[float]] = {}
     fitted = refined_frames = 0
     gate_counts = np.zeros(len(REASONS), np.int64)
@@ -387,8 +391,16 @@ def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[st
         count = int((hands.any(-1) & np.isfinite(part["bbox"]).all(-1)).sum())  # refine.arrays' own test
         out: dict[str, np.ndarray] = {}
         if count:
-            with torch.inference_mode(False), torch.enable_grad(), _cpu_threads_for(device, threads):
-                result, raw = refine_result_arrays(part, refiner, device=device, image_size=image_size)
+            fit = refine_result_arrays_steps(part, refiner, device=device, image_size=image_size)
+            while True:  # the fit one piece at a time, its progress and a look at cancel in between
+                with torch.inference_mode(False), torch.enable_grad(), _cpu_threads_for(device, threads):
+                    try:
+                        steps, _ = next(fit)
+                    except StopIteration as finished:
+                        result, raw = finished.value
+                        break
+                yield RunEvent("refine", index * per_chunk + steps, total)
+                check_cancel(cancel, f"cancelled while refining (frames {lo}..{hi - 1})")
             out = {name[len(REFINED_PREFIX):]: value[lo - a:hi - a] for name, value in result.items()}
             for term, (first, last) in raw.losses.items():  # per-frame means: weighted by the chunk's frames
                 sums = losses.setdefault(term, [0.0, 0.0])
@@ -405,7 +417,7 @@ def _refine_into(arrays: dict[str, np.ndarray], store: FrameStore, rows: dict[st
         if out:
             gate_counts += np.bincount(out["gate"][done].astype(np.int64), minlength=len(REASONS))[:len(REASONS)]
         refined_frames += int(done.any(-1).sum())
-        yield RunEvent("refine", index + 1, len(chunks))
+        yield RunEvent("refine", (index + 1) * per_chunk, total)
     store.finalise()
     return {"config": dataclasses.asdict(config), "seconds": round(time.perf_counter() - start, 3),
             "losses": {term: [first / max(fitted, 1), last / max(fitted, 1)] for term, (first, last) in losses.items()},

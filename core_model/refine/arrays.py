@@ -10,6 +10,8 @@ network's keypoints are not degenerate.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import numpy as np
 import torch
 
@@ -155,10 +157,23 @@ def refine_result_arrays(arrays: dict[str, np.ndarray], refiner: Refiner, *, K: 
     (``camera.default_intrinsics``). Returns the ``refined_*`` arrays (:data:`REFITTED_ARRAYS` and
     ``refined_gate``) and the raw result (timings, per-term losses, gating reasons).
     """
+    steps = refine_result_arrays_steps(arrays, refiner, K=K, image_size=image_size, device=device)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return finished.value
+
+
+def refine_result_arrays_steps(arrays: dict[str, np.ndarray], refiner: Refiner, *, K: np.ndarray | None = None,
+                               image_size: tuple[int, int] | None = None, device: torch.device | str = "cpu"
+                               ) -> Generator[tuple[int, int], None, tuple[dict[str, np.ndarray], RefineResult]]:
+    """:func:`refine_result_arrays` one piece at a time: yields the fit's progress (``Refiner.refine_steps``),
+    returns what it returns."""
     if K is None:
         if image_size is None:
             raise ValueError("K, image_size: give the intrinsics or the frame size (width, height)")
         K = default_intrinsics(*image_size)
     data, frames = input_from_arrays(arrays, K)
-    result = refiner.refine(data.to(device))
+    result = yield from refiner.refine_steps(data.to(device))
     return output_arrays(result, frames, len(arrays["valid"]), refiner), result

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+from collections.abc import Generator, Iterator
 
 import numpy as np
 import roma
@@ -36,6 +37,11 @@ more time, 3 and 4 reach equal fits on the real clips, 2 let asl interpenetrate 
 
 SURFACE_POINTS = 128
 """Vertices per hand the silhouette terms project (spread over the mesh by index)."""
+
+GN_STEP_UNITS = 10
+"""A Gauss-Newton step's weight in the fit's progress (``Refiner.refine_steps``), in L-BFGS iterations: on the real
+clips one step (its normal matrix, its solve) took 7-30 times as long as one alignment or settling iteration
+(asl, 62 frames: 0.3-1.2 s against 0.04 s; hand washing, 150 frames: 0.7-3.1 s against 0.06-0.19 s; one thread)."""
 
 CAPSULE_REACH = 0.02
 """Metres: capsule pairs this far from touching at a phase's start are followed through the phase (the hands'
@@ -174,12 +180,36 @@ class Refiner:
     def refine(self, data: RefineInput) -> RefineResult:
         """Refine ``data`` (on its device and dtype); see the module docstring. The steps: align each frame to
         its landmarks, Gauss-Newton on the whole objective, then first-order phases that settle the contacts."""
+        steps = self.refine_steps(data)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as finished:
+                return finished.value
+
+    def progress_total(self) -> int:
+        """The units of :meth:`refine_steps`' progress: the alignment's and the last phases' iterations, and each
+        Gauss-Newton step as :data:`GN_STEP_UNITS` of them, so that the progress keeps pace with the time."""
+        cfg = self.config
+        return (cfg.align_steps if cfg.use_reproj else 0) + GN_STEP_UNITS * cfg.gn_steps + cfg.steps
+
+    def refine_steps(self, data: RefineInput) -> Generator[tuple[int, int], None, RefineResult]:
+        """:meth:`refine` one piece at a time: yields (units done, :meth:`progress_total`) after the alignment,
+        after each Gauss-Newton step and after each of the last phases (where the contacts are looked up anew);
+        returns the RefineResult. A Gauss-Newton that stops early (at a minimum) skips ahead. The fit is the same
+        as :meth:`refine`'s; a caller may do other work between pieces (report progress, check for cancel, set
+        its torch modes back)."""
         start = time.perf_counter()
+        cfg, total = self.config, self.progress_total()
         self._module_to(data.betas.device, data.betas.dtype)
         fit = _Fit(self, data)
         fit.align()
-        fit.gauss_newton(self.config.gn_steps)
-        fit.settle()
+        aligned = cfg.align_steps if cfg.use_reproj else 0
+        yield aligned, total
+        for step in fit.gauss_newton(cfg.gn_steps):
+            yield aligned + GN_STEP_UNITS * step, total
+        for step in fit.settle():
+            yield aligned + GN_STEP_UNITS * cfg.gn_steps + step, total
         out = fit.result()
         if data.betas.device.type == "cuda":
             torch.cuda.synchronize(data.betas.device)
@@ -457,14 +487,15 @@ class _Fit:
                            lambda _: None, 0, cfg.align_steps)
         self.aligning = False
 
-    def gauss_newton(self, steps: int) -> None:
+    def gauss_newton(self, steps: int) -> Iterator[int]:
         """``steps`` Levenberg-Marquardt iterations on the whole objective (capsule pairs looked up at each): a
-        step is taken only where the objective falls."""
+        step is taken only where the objective falls. Yields the steps done after each (none after the one that
+        finds no step that makes it fall: the iterations end there)."""
         if steps <= 0:
             return
         mu = 1e-3
         Js = self.shape_jacobian()
-        for _step in range(steps):
+        for index in range(steps):
             _, _, posed, kp = self.keypoints()
             self.look_for_capsule_pairs(kp)
             total, loss = self.objective()
@@ -490,10 +521,11 @@ class _Fit:
                     for p, old in zip(self.params, before):
                         p.copy_(old)
                 return
+            yield index + 1
 
-    def settle(self) -> None:
+    def settle(self) -> Iterator[int]:
         """The first-order phases (``steps``) with the contacts. Phases end where the inside masks are refreshed
-        and where the residual gate looks at the fit."""
+        and where the residual gate looks at the fit; yields the steps done after each phase."""
         cfg = self.cfg
         residual_gate = cfg.gate and cfg.residual_gate > 0
         cuts = sorted({0, cfg.steps} | {s for s in cfg.inter_refresh if 0 < s < cfg.steps}
@@ -510,6 +542,7 @@ class _Fit:
             if cfg.use_reproj and s0 == cfg.steps // 2 and s0 > 0 and residual_gate:
                 self.drop_far_landmarks(kp)
             Refiner._run_phase(cfg, self.params, self.objective, self.record, s0, s1)
+            yield s1
         if cfg.steps == 0 or not self.losses:
             with torch.no_grad():
                 self.record(self.objective()[1])

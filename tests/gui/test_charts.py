@@ -15,15 +15,35 @@ def test_empty_charts_say_no_result_is_open(window, files, qtbot):
     assert charts.accel.listDataItems() == [] and charts.depth.listDataItems() == []
     assert all(text.isVisible() and text.toPlainText() == "no result open" for text in charts.empty_texts)
     assert not any(cursor.isVisible() for cursor in charts.cursors)
-    assert charts.accel.getAxis("left").labelText and charts.depth.getAxis("bottom").labelText == "frame"
+    axes = [plot.getAxis(side) for plot in (charts.accel, charts.depth) for side in ("left", "bottom")]
+    assert not any(axis.isVisible() for axis in axes) and not charts.legend.isVisible()  # no made-up axis
     empty = qimage_array(charts.snapshot())
     window.open_path(files["a"])
     qtbot.wait(30)
     assert not any(text.isVisible() for text in charts.empty_texts)
-    assert all(cursor.isVisible() for cursor in charts.cursors)
+    assert all(cursor.isVisible() for cursor in charts.cursors) and all(axis.isVisible() for axis in axes)
+    assert charts.accel.getAxis("left").labelText and charts.depth.getAxis("bottom").labelText == "frame"
     assert not np.array_equal(qimage_array(charts.snapshot()), empty)
     window.close_all()
     assert charts.curves == [] and all(text.isVisible() for text in charts.empty_texts)
+    assert not any(axis.isVisible() for axis in axes)
+
+
+def test_legend_sits_above_the_charts_not_on_the_curves(window, files, qtbot):
+    """One legend for both charts, in a row of its own: its entries never overlap a plotting area."""
+    charts = window.panels["charts"]
+    window.open_path(files["a"])
+    window.open_path(files["b"])
+    qtbot.wait(100)  # laid out
+    assert charts.legend_labels() == ["a", "b"] and charts.legend.isVisible()
+    legend = charts.legend.sceneBoundingRect()
+    assert legend.width() > 0 and legend.height() > 0
+    for plot in (charts.accel, charts.depth):
+        assert not legend.intersects(plot.vb.sceneBoundingRect())
+        assert plot.legend is None  # none inside a plot
+    image = qimage_array(charts.snapshot())
+    box = charts.view.mapFromScene(legend).boundingRect()
+    assert (image[box.top():box.bottom(), box.left():box.right()] < 128).any()  # its labels are drawn
 
 
 def test_curves_persist_while_results_come_and_go(window, files):
@@ -33,10 +53,10 @@ def test_curves_persist_while_results_come_and_go(window, files):
     b = window.open_result(files["b"])
     assert charts.accel.listDataItems()[0] is accel_a and charts.depth.listDataItems()[0] is depth_a
     assert len(charts.curves) == 4
-    assert [label.text for _, label in charts.depth.legend.items] == ["a", "b"]
+    assert charts.legend_labels() == ["a", "b"]
     window.session.remove_result(b)
     assert charts.accel.listDataItems() == [accel_a] and charts.depth.listDataItems() == [depth_a]
-    assert [label.text for _, label in charts.depth.legend.items] == ["a"]
+    assert charts.legend_labels() == ["a"]
 
 
 def test_streamed_frames_update_the_same_curves(window, files, qtbot):

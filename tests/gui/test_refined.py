@@ -110,9 +110,8 @@ def test_charts_add_dashed_refined_curves(window, files, refined_file):
     window.open_path(files["b"])
     n = load_result(refined_file).num_frames
     assert len(charts.curves) == 6  # r, r (refined), b in each chart
-    for plot in (charts.accel, charts.depth):
-        assert [label.text for _, label in plot.legend.items] == ["r", "r (refined)", "b"]
-    by_label = {label.text: sample.item for sample, label in charts.depth.legend.items}
+    assert charts.legend_labels() == ["r", "r (refined)", "b"]  # one legend for both charts
+    by_label = {item.opts["name"]: item for item in charts.depth.listDataItems()}
     refined, network = by_label["r (refined)"], by_label["r"]
     assert refined.opts["pen"].style() == QtCore.Qt.PenStyle.DashLine
     assert refined.opts["pen"].color() == network.opts["pen"].color()
@@ -129,7 +128,7 @@ def test_charts_add_dashed_refined_curves(window, files, refined_file):
     window.close_all()
     window.open_path(files["a"])
     assert len(charts.curves) == 2 and charts.refined_series == [None]
-    assert [label.text for _, label in charts.depth.legend.items] == ["a"]
+    assert charts.legend_labels() == ["a"]
 
 
 def test_unlinked_second_view_gets_its_camera_back(window, refined_file, qtbot):
@@ -167,3 +166,33 @@ def test_camera_preset_frames_refined_hands_far_from_the_network(window, openhan
         edge = np.concatenate([image[:3].reshape(-1, 3), image[-3:].reshape(-1, 3), image[:, :3].reshape(-1, 3),
                                image[:, -3:].reshape(-1, 3)])
         assert max(hand_pixels(edge[None])) == 0.0  # and none cut by the view's border
+
+
+def test_export_menu_puts_methods_and_refinement_side_by_side(window, files, refined_file, tmp_path):
+    """Export ▸ Figure with two results loaded, one refined: the dialog offers both, and the multi-view figure has a
+    group of views per method (r, r refined, b) under their labels, as ``interhand figures multiview --refined``."""
+    from matplotlib.image import imread
+
+    from viewer.dialogs import FigureDialog
+
+    window.open_path(refined_file)
+    window.open_path(files["b"])
+    dialog = FigureDialog(TOUCHING, str(tmp_path / "mv.png"), window, results=2, refined=1)
+    dialog.frames.setText(f"2, {TOUCHING}")
+    options = dialog.options()
+    assert options["compare"] and options["refined"] and options["frames"] == [2, TOUCHING]
+    options["dpi"] = 100
+    dialog.deleteLater()
+    assert [m.label for m in window.exports.figure_methods(True, True)] == ["r", "r (refined)", "b"]
+    image = (imread(window.exports.figure(**options))[..., :3] * 255).astype(np.uint8)
+    assert image.shape[:2] == (int((1.6 * 2 + 0.45) * 100), int((1.6 * 7 + 0.12 * 3) * 100))
+
+    def red(method: int) -> int:  # frame TOUCHING's row, both views of a method
+        x = round((1.6 * (1 + 2 * method) + 0.12 * (method + 1)) * 100)
+        return red_pixels(image[round((0.45 + 1.6) * 100):, x:x + 320])
+
+    assert red(0) > 5 and red(1) == 0 and red(2) > 5  # the refinement pulled the hands apart
+    lone = FigureDialog(0, str(tmp_path / "x.png"), window, results=1, refined=0)
+    assert not lone.compare.isEnabled() and not lone.refined.isEnabled()
+    assert not lone.options()["compare"] and not lone.options()["refined"]
+    lone.deleteLater()

@@ -91,13 +91,16 @@ def test_run_streams_frames_and_never_blocks_the_gui(window, openhand, tmp_path,
 def test_cancel_leaves_no_file_and_failure_shows_core_models_message(window, openhand, tmp_path, qtbot):
     clip = write_clip(tmp_path / "clip.avi", n=14)
     output = tmp_path / "run.npz"
+    assert not window.cancel_action.isEnabled()  # Run ▸ Cancel: nothing runs
     window.runs.start(RunSettings(clip, output, untrained="lite", roi=(10, 10, 100, 100),
                                   hand_model="openhand", batch=1),
                       small_model(openhand))
-    window.job_runner.cancel()
+    assert window.cancel_action.isEnabled()
+    window.cancel_action.trigger()
+    assert not window.cancel_action.isEnabled()  # asked once
     qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=60000)
     assert not output.exists() and window.session.results == []
-    assert "cancel" in window.statusBar().currentMessage()
+    assert "cancel" in window.statusBar().currentMessage() and not window.cancel_action.isEnabled()
     blank = write_clip(tmp_path / "blank.avi", n=6)
     window.runs.start(RunSettings(blank, tmp_path / "r.txt", untrained="lite", hand_model="openhand"),
                       small_model(openhand))
@@ -113,6 +116,12 @@ def test_run_dialog_refine_reaches_the_result_file(window, openhand, tmp_path, q
     clip = write_clip(tmp_path / "clip.avi", n=14)
     output = tmp_path / "run.npz"
     dialog = RunDialog(clip, window)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    for edit in (dialog.checkpoint, dialog.device, dialog.roi):  # every hint shown whole, not cut off
+        hint = edit.placeholderText()
+        assert hint and edit.width() > edit.fontMetrics().horizontalAdvance(hint) + 4, hint
+    dialog.hide()
     dialog.output.setText(str(output))
     dialog.untrained.setCurrentIndex(1)
     dialog.refine.setChecked(True)

@@ -35,7 +35,8 @@ REFRESH_MS = 300
 EMPTY_TEXT = "no result open"
 AXIS_WIDTH = 52  # pixels for the value axis: its label and ticks up to four digits
 MIN_SPAN = 0.5  # mm or mm/frame²: the smallest value range a chart zooms to
-EMPTY_FRAMES = 100  # the frame axis shown when nothing (no result, no video) says how long the sequence is
+EMPTY_FRAMES = 100  # the frame range behind the (hidden) axis when nothing says how long the sequence is
+LEGEND_COLUMNS = 4  # legend entries per row above the charts; more results wrap to a second row
 CACHED = QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache
 
 
@@ -89,8 +90,16 @@ class ChartsPanel(QtWidgets.QWidget):
         self.view = pg.GraphicsLayoutWidget(self)
         self.view.setBackground("w")
         batch_scene_updates(self.view)
-        self.accel = self.view.addPlot(row=0, col=0)
-        self.depth = self.view.addPlot(row=1, col=0)
+        # One legend for both charts (their curves have the same pens), in a row of its own above them: inside a
+        # plot it covered the curves, which rise to the top of an auto-ranged chart.
+        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=LEGEND_COLUMNS, frame=False, horSpacing=20,
+                                    labelTextColor="#303030")
+        policy = QtWidgets.QSizePolicy.Policy
+        self.legend.setSizePolicy(policy.Maximum, policy.Fixed)  # as wide as its entries, not the row
+        self.view.addItem(self.legend, row=0, col=0)
+        self.view.ci.layout.setAlignment(self.legend, QtCore.Qt.AlignmentFlag.AlignHCenter)
+        self.accel = self.view.addPlot(row=1, col=0)
+        self.depth = self.view.addPlot(row=2, col=0)
         self.depth.setXLink(self.accel)
         # Names go in the titles and units on the axes: a long vertical label overlaps its neighbour's.
         self.accel.setTitle("acceleration", size="9pt")
@@ -110,7 +119,6 @@ class ChartsPanel(QtWidgets.QWidget):
             # read, not "(x1e-15)" in the axis title and noise blown up to fill the plot.
             plot.getAxis("left").enableAutoSIPrefix(False)
             plot.setLimits(minYRange=MIN_SPAN)
-            plot.addLegend(offset=(-10, 5), labelTextSize="8pt")
             cursor = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#d62728", width=2))
             cursor.sigDragged.connect(lambda line: session.set_frame(round(line.value())))
             # Moving the cursor must repaint two thin strips, not the plot: an item that reports its moves makes
@@ -223,19 +231,34 @@ class ChartsPanel(QtWidgets.QWidget):
 
     def _update_legends(self, loaded: list[LoadedResult]) -> None:
         """One legend entry per result (and one per refinement, after its result's), in order, relabelled only when
-        a label changed."""
-        for plot, index in ((self.accel, 0), (self.depth, 1)):
-            wanted = []
-            for curves, r in zip(self._curves, loaded):
-                wanted.append(((curves.accel, curves.depth)[index], r.label))
-                if curves.refined is not None:
-                    wanted.append((curves.refined[index], f"{r.label} (refined)"))
-            shown = [(sample.item, label.text) for sample, label in plot.legend.items]
-            if shown != wanted:
-                plot.legend.clear()
-                for item, label in wanted:
-                    item.opts["name"] = label
-                    plot.legend.addItem(item, label)
+        a label changed; the samples are the acceleration chart's curves, drawn as the depth chart's are."""
+        wanted = []
+        for curves, r in zip(self._curves, loaded):
+            wanted.append((curves.accel, r.label))
+            if curves.refined is not None:
+                wanted.append((curves.refined[0], f"{r.label} (refined)"))
+        shown = [(sample.item, label.text) for sample, label in self.legend.items]
+        if shown != wanted:
+            self.legend.clear()
+            self.legend.setColumnCount(max(1, min(len(wanted), LEGEND_COLUMNS)))
+            for item, label in wanted:
+                for curve in (item, *self._partners(item)):
+                    curve.opts["name"] = label
+                self.legend.addItem(item, label)
+            self.legend.setVisible(bool(wanted))
+
+    def _partners(self, accel: pg.PlotDataItem) -> list[pg.PlotDataItem]:
+        """The depth chart's curve drawn like ``accel``."""
+        for curves in self._curves:
+            if accel is curves.accel:
+                return [curves.depth]
+            if curves.refined is not None and accel is curves.refined[0]:
+                return [curves.refined[1]]
+        return []
+
+    def legend_labels(self) -> list[str]:
+        """The legend's entries, in order (one per curve of each chart)."""
+        return [label.text for _, label in self.legend.items]
 
     def _update_axes(self) -> None:
         empty = not self._curves
@@ -244,7 +267,12 @@ class ChartsPanel(QtWidgets.QWidget):
             for plot, text, cursor in zip((self.accel, self.depth), self.empty_texts, self.cursors):
                 text.setVisible(empty)
                 cursor.setVisible(not empty)
-                plot.getAxis("left").setStyle(showValues=not empty)  # no numbers on an axis with nothing on it
+                # nothing to measure: no value axis, no frame axis and no grid, only the note (an axis of
+                # made-up frames 0-100 and values 0-1 said something that was not so)
+                for axis in ("left", "bottom"):
+                    plot.showAxis(axis, not empty)
+                plot.showGrid(x=not empty, y=not empty, alpha=0.25)
+            self.legend.setVisible(not empty)
         first = self.series[0][0] if self.series else None
         title, unit = (first.name, first.unit) if first is not None else ("acceleration", "mm/frame²")
         unit = unit.replace("^2", "²")  # core_model writes both spellings; one label, whether frames are in or not

@@ -40,12 +40,42 @@ LABEL_SIZE = 13  # points
 REFINED_TIP = ("The second view shows the test-time refinement's hands of this frame from the main view's camera "
                "(penetrating vertices red); the main view the network's")
 NO_REFINED_TIP = "The shown result holds no refinement (made by interhand run --refine)"
+TRUTH_TIP = "Ground-truth meshes as a faint grey ghost with its outline"
+NO_TRUTH_TIP = "The shown result has no ground truth (only results of sequences with annotations do)"
 
 
 def camera_state(plotter) -> dict:
     cam = plotter.camera
     return {"position": list(cam.position), "focal_point": list(cam.focal_point), "up": list(cam.up),
             "view_angle": float(cam.view_angle), "parallel": bool(cam.parallel_projection)}
+
+
+def widen_to_fit(camera, points: np.ndarray | None, size: tuple[int, int], margin: float = 1.08) -> None:
+    """Widen ``camera`` (its view angle, or its parallel scale) until ``points`` [N, 3] lie inside a view of
+    ``size`` (width, height) pixels with ``margin`` to spare; never narrows it. Points behind the camera are left
+    out (no angle holds them)."""
+    if points is None or not len(points):
+        return
+    position, focal = np.array(camera.GetPosition()), np.array(camera.GetFocalPoint())
+    ahead = focal - position
+    ahead /= max(np.linalg.norm(ahead), 1e-12)
+    right = np.cross(ahead, np.array(camera.GetViewUp()))
+    right /= max(np.linalg.norm(right), 1e-12)
+    up = np.cross(right, ahead)
+    rel = points - position
+    across, upward, depth = np.abs(rel @ right), np.abs(rel @ up), rel @ ahead
+    aspect = size[0] / max(size[1], 1)
+    if camera.GetParallelProjection():  # the parallel scale is half the view's height
+        needed = margin * float(max(upward.max(), across.max() / aspect))
+        camera.SetParallelScale(max(camera.GetParallelScale(), needed))
+        return
+    front = depth > 1e-6
+    if not front.any():
+        return
+    half = margin * float(max((upward[front] / depth[front]).max(), (across[front] / depth[front]).max() / aspect))
+    needed = min(2 * float(np.degrees(np.arctan(half))), 150.0)
+    if needed > camera.GetViewAngle():
+        camera.SetViewAngle(needed)
 
 
 def set_camera_state(plotter, state: dict) -> None:
@@ -203,8 +233,9 @@ class ScenePanel(QtWidgets.QWidget):
         self.link = QtWidgets.QCheckBox("link second view", self)
         self.link.setChecked(True)
         self.truth = QtWidgets.QCheckBox("ground truth", self)
-        self.truth.setChecked(True)
-        self.truth.setToolTip("Ground-truth meshes as a faint grey ghost with its outline (when the result has them)")
+        self.truth.setEnabled(False)  # off until a result with ground truth is shown (_on_results)
+        self.truth.setToolTip(NO_TRUTH_TIP)
+        self._truth_wanted = True  # the user's choice, kept while the box is off for a result without truth
         self.refined = QtWidgets.QCheckBox("refined (right view)", self)
         self.refined.setEnabled(False)
         self.refined.setToolTip(NO_REFINED_TIP)
@@ -229,7 +260,7 @@ class ScenePanel(QtWidgets.QWidget):
         self.second_preset.activated.connect(lambda _: self._second_preset())
         reset.clicked.connect(lambda: self.apply_preset(self.preset.currentText()))
         self.link.toggled.connect(self._on_link)
-        self.truth.toggled.connect(lambda _: self.show_frame(session.frame))
+        self.truth.toggled.connect(self._on_truth)
         self.refined.toggled.connect(self._on_refined)
         self.main.view.on_interaction(self._follow)
         self.second.view.on_interaction(self._lead)
@@ -247,6 +278,15 @@ class ScenePanel(QtWidgets.QWidget):
             self.refined.setChecked(False)
         self.refined.setEnabled(has)
         self.refined.setToolTip(REFINED_TIP if has else NO_REFINED_TIP)
+        truth = primary is not None and "vertices" in primary.result.gt
+        self.truth.setEnabled(truth)  # first: a change of the tick while off is not the user's
+        self.truth.setChecked(truth and self._truth_wanted)
+        self.truth.setToolTip(TRUTH_TIP if truth else NO_TRUTH_TIP)
+
+    def _on_truth(self, on: bool) -> None:
+        if self.truth.isEnabled():
+            self._truth_wanted = on
+        self.show_frame(self.session.frame)
 
     @property
     def showing_refined(self) -> bool:
@@ -426,6 +466,9 @@ class ScenePanel(QtWidgets.QWidget):
         if not refined:
             cam.Azimuth(90.0)
             cam.OrthogonalizeViewUp()
+            # the main view's framing, turned, can leave the hands (and does in the narrower second view): widened
+            # until the frame's hands fit
+            widen_to_fit(cam, self._framed(), self.second.plotter.window_size)
         self.second.plotter.reset_camera_clipping_range()
         self.second.view.request_render()
 

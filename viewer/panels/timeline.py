@@ -15,6 +15,40 @@ from viewer.session import Session
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
+class _JumpToClick(QtWidgets.QProxyStyle):
+    """The slider style of the app's style, except that a left click on the track sets the value under the mouse
+    (and goes on as a drag from there): ``SH_Slider_AbsoluteSetButtons``, Qt's own behaviour for the buttons it
+    names. Most styles name none, or the middle button; a left click then steps a page (10 frames)."""
+
+    def styleHint(self, hint, option=None, widget=None, returnData=None) -> int:  # noqa: N802 (Qt's name)
+        if hint == QtWidgets.QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
+            return QtCore.Qt.MouseButton.LeftButton.value
+        return super().styleHint(hint, option, widget, returnData)
+
+
+class FrameSlider(QtWidgets.QSlider):
+    """A horizontal slider whose track, clicked, goes to the frame under the mouse."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(QtCore.Qt.Orientation.Horizontal, parent)
+        self._style = _JumpToClick(self.style().name())  # a style of the same kind, owned here
+        self._style.setParent(self)
+        self.setStyle(self._style)
+
+    def value_at(self, x: float) -> int:
+        """The value a click at ``x`` pixels (widget coordinates) sets: the one whose handle is centred there, as
+        QSlider computes it."""
+        option = QtWidgets.QStyleOptionSlider()
+        self.initStyleOption(option)
+        control = QtWidgets.QStyle.ComplexControl.CC_Slider
+        groove = self.style().subControlRect(control, option, QtWidgets.QStyle.SubControl.SC_SliderGroove, self)
+        handle = self.style().subControlRect(control, option, QtWidgets.QStyle.SubControl.SC_SliderHandle, self)
+        span = max(groove.width() - handle.width(), 1)
+        position = int(x) - (handle.width() - 1) // 2 - groove.x()
+        return QtWidgets.QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), position, span,
+                                                        option.upsideDown)
+
+
 class TimelinePanel(QtWidgets.QWidget):
     playing_changed = QtCore.Signal(bool)
 
@@ -25,17 +59,17 @@ class TimelinePanel(QtWidgets.QWidget):
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self._tick)
         self._played = (0, 0.0)  # frames shown and start time of the current playback
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal, self)
+        self.slider = FrameSlider(self)
         self.slider.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # keys belong to the window's shortcuts
         style = self.style()
         icons = QtWidgets.QStyle.StandardPixmap
         self.first = self._button(style.standardIcon(icons.SP_MediaSkipBackward), "First frame (Home)",
                                   lambda: session.set_frame(0))
-        self.back = self._button(style.standardIcon(icons.SP_MediaSeekBackward), "Previous frame (Left)",
-                                 lambda: self.step(-1))
+        self.back = self._button(style.standardIcon(icons.SP_MediaSeekBackward),
+                                 "Previous frame (Left; Shift+Left: 10 back)", lambda: self.step(-1))
         self.play = self._button(style.standardIcon(icons.SP_MediaPlay), "Play / pause (Space)", self.toggle)
-        self.forward = self._button(style.standardIcon(icons.SP_MediaSeekForward), "Next frame (Right)",
-                                    lambda: self.step(1))
+        self.forward = self._button(style.standardIcon(icons.SP_MediaSeekForward),
+                                    "Next frame (Right; Shift+Right: 10 forward)", lambda: self.step(1))
         self.last = self._button(style.standardIcon(icons.SP_MediaSkipForward), "Last frame (End)",
                                  lambda: session.set_frame(session.num_frames - 1))
         self.loop = QtWidgets.QCheckBox("loop", self)
