@@ -51,7 +51,11 @@ class HandPolyData:
         self._set_shaded(self.hands, self.pair_faces, np.concatenate(self.base), vertices.reshape(-1, 3),
                          inside.reshape(-1))
         if truth is not None:
-            _write(self.truth, truth.reshape(-1, 3))
+            self.update_truth(truth)
+
+    def update_truth(self, truth: np.ndarray) -> None:
+        """The ground-truth hands [2, V, 3]."""
+        _write(self.truth, truth.reshape(-1, 3))
 
     def update_refined(self, vertices: np.ndarray, inside: np.ndarray, hands: np.ndarray) -> None:
         """The refined hands; only those where ``hands`` [2] is True (the others keep their last points, hidden)."""
