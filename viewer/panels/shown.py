@@ -152,7 +152,7 @@ class Tracks:
                 del store[gone]
 
 
-class ShownList(QtWidgets.QToolButton):
+class ShownList(QtWidgets.QPushButton):
     """A button whose popup is the checkable list of the results the 3D panel can show; ``changed`` after the
     user (or :meth:`set_checked`) changes what is checked. At least one stays checked, at most MAX_SHOWN can be
     (the others are greyed out meanwhile). The popup stays open while items are checked."""
@@ -167,8 +167,7 @@ class ShownList(QtWidgets.QToolButton):
         action = QtWidgets.QWidgetAction(menu)
         action.setDefaultWidget(self.list)
         menu.addAction(action)
-        self.setMenu(menu)
-        self.setPopupMode(QtWidgets.QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.setMenu(menu)  # a push button's menu arrow has room of its own, a tool button's covers the text
         self.entries: list[Shown] = []
         self.list.itemChanged.connect(self._on_item)
         self._update()
@@ -188,6 +187,8 @@ class ShownList(QtWidgets.QToolButton):
                 item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(QtCore.Qt.CheckState.Unchecked)
             self._check(checked)
+        rows = max(1, self.list.count())  # as tall as its items
+        self.list.setFixedHeight(rows * max(self.list.sizeHintForRow(0), 1) + 2 * self.list.frameWidth())
         self._update()
 
     def set_checked(self, checked: list[Shown]) -> None:
