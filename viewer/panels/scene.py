@@ -180,6 +180,7 @@ class HandView(QtWidgets.QWidget):
         actor.GetProperty().SetColor(pv.Color(GT_OUTLINE).float_rgb)
         actor.GetProperty().SetLineWidth(GT_OUTLINE_WIDTH)
         actor.GetProperty().LightingOff()
+        silhouette.actor = actor
         self.plotter.add_actor(actor, reset_camera=False, render=False)
         return actor
 
@@ -213,11 +214,15 @@ class HandView(QtWidgets.QWidget):
             self.plotter.reset_camera_clipping_range()
 
     def set_pose(self, pose: CameraPose) -> None:
-        cam = self.plotter.camera
-        cam.parallel_projection = False
-        cam.view_angle = pose.view_angle
-        cam.position, cam.focal_point, cam.up = pose.position, pose.focal_point, pose.up
-        self.plotter.reset_camera_clipping_range()
+        """Place the camera (VTK's calls: pyvista's setters fit the clipping range after each, and a following
+        camera is placed on every frame)."""
+        cam = self.plotter.renderer.GetActiveCamera()
+        cam.SetParallelProjection(False)
+        cam.SetViewAngle(pose.view_angle)
+        cam.SetPosition(*pose.position)
+        cam.SetFocalPoint(*pose.focal_point)
+        cam.SetViewUp(*pose.up)
+        self.plotter.renderer.ResetCameraClippingRange()
 
     def look_like(self, other: HandView, shift: np.ndarray) -> None:
         """This view's camera: ``other``'s moved by ``shift`` [3] metres."""
@@ -225,14 +230,15 @@ class HandView(QtWidgets.QWidget):
         cam.DeepCopy(other.plotter.renderer.GetActiveCamera())
         cam.SetPosition(*(np.asarray(cam.GetPosition()) + shift))
         cam.SetFocalPoint(*(np.asarray(cam.GetFocalPoint()) + shift))
-        self.plotter.reset_camera_clipping_range()
+        self.plotter.renderer.ResetCameraClippingRange()
         self.view.request_render()
 
     def framing(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
         """The camera's position, focal point, up (each [3]), view angle (degrees) and distance."""
-        cam = self.plotter.camera
-        position, focal = np.array(cam.position), np.array(cam.focal_point)
-        return position, focal, np.array(cam.up), float(cam.view_angle), float(np.linalg.norm(focal - position))
+        cam = self.plotter.renderer.GetActiveCamera()
+        position, focal = np.array(cam.GetPosition()), np.array(cam.GetFocalPoint())
+        return (position, focal, np.array(cam.GetViewUp()), float(cam.GetViewAngle()),
+                float(np.linalg.norm(focal - position)))
 
 
 class ScenePanel(QtWidgets.QWidget):
