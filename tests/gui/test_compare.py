@@ -244,3 +244,21 @@ def test_workspace_keeps_the_compared_results_and_following(window, files, apart
     assert window.open_path(path)
     qtbot.wait(30)
     assert [s.name for s in scene.shown] == ["a", "apart"] and scene.comparing and scene.follow.isChecked()
+
+
+def test_a_shorter_result_shows_nothing_past_its_end(window, files, openhand, tmp_path, qtbot):
+    from gui.factory import make_result
+
+    from core_model.results import save_result
+
+    short = tmp_path / "short.npz"
+    save_result(make_result(openhand, n=8, gt=False, source=str(files["clip"])), short)
+    window.open_path(files["a"])
+    window.open_path(short)
+    scene = window.panels["scene"]
+    check(scene, "a", "short")
+    scene.follow.setChecked(True)
+    window.session.set_frame(10)
+    qtbot.wait(30)
+    assert scene.second.label_text == "short\nframe 10: past its 8 frames"
+    assert both_hands_inside(shot(scene.main)) and not hand_mask(shot(scene.second)).any()

@@ -78,6 +78,10 @@ class Shown:
 
     def at(self, frame: int) -> FrameHands:
         vertices, inside = self._arrays()
+        if not 0 <= frame < len(vertices):  # a shorter result than the first one (another clip's)
+            none = np.zeros(2, bool)
+            return FrameHands(np.zeros(vertices.shape[1:]), np.zeros(inside.shape[1:], bool), none,
+                              f"frame {frame}: past its {len(vertices)} frames")
         vertices, inside = vertices[frame], np.asarray(inside[frame], bool)
         hands = self._drawn(np.array([frame]))[0]
         if not self.loaded.shows(frame):
@@ -94,7 +98,8 @@ class Shown:
         """The ground-truth hands [2, V, 3] of ``frame`` when the result has them (for this hand model)."""
         result = self.loaded.result
         truth = result.gt.get("vertices")
-        if truth is None or truth.shape[2] != result.num_vertices or not np.isfinite(truth[frame]).all():
+        if (truth is None or truth.shape[2] != result.num_vertices or not 0 <= frame < len(truth)
+                or not np.isfinite(truth[frame]).all()):
             return None
         return truth[frame]
 
