@@ -262,3 +262,33 @@ def test_a_shorter_result_shows_nothing_past_its_end(window, files, openhand, tm
     qtbot.wait(30)
     assert scene.second.label_text == "short\nframe 10: past its 8 frames"
     assert both_hands_inside(shot(scene.main)) and not hand_mask(shot(scene.second)).any()
+
+
+def test_linked_views_draw_from_their_cameras_pose(window, files, tmp_path, qtbot):
+    """After a linked copy of one view's camera into another, what each view draws is what it draws once its
+    camera is marked changed: no view keeps drawing (projection, headlight) from its camera's last pose."""
+    import shutil
+
+    copy = tmp_path / "a copy.npz"
+    shutil.copyfile(files["a"], copy)
+    window.open_path(files["a"])
+    window.open_path(copy)
+    scene = window.panels["scene"]
+    check(scene, "a", "a copy")  # the same hands: the views' cameras are copies, not moved
+
+    def stale(view) -> float:
+        drawn = view.view.render_image().astype(int)  # as the widget paints it
+        view.plotter.renderer.GetActiveCamera().Modified()
+        return float(np.abs(drawn - view.view.render_image()).max())
+
+    scene.follow.setChecked(True)  # the cameras move with every frame, then stay for the presets
+    for frame in range(TOUCHING + 1):
+        window.session.set_frame(frame)
+        qtbot.wait(10)
+    scene.follow.setChecked(False)
+    for preset in ("side", "top", "camera", "front"):
+        scene.apply_preset(preset)
+        assert stale(scene.main) == 0 and stale(scene.second) == 0, preset
+    scene.second.plotter.camera.azimuth = 25
+    scene.second.view.interactor.InvokeEvent("InteractionEvent")
+    assert stale(scene.main) == 0 and stale(scene.second) == 0

@@ -228,6 +228,7 @@ class HandView(QtWidgets.QWidget):
         """This view's camera: ``other``'s moved by ``shift`` [3] metres."""
         cam = self.plotter.renderer.GetActiveCamera()
         cam.DeepCopy(other.plotter.renderer.GetActiveCamera())
+        cam.Modified()  # DeepCopy leaves the time stamp: the renderer would keep its matrices of the last pose
         cam.SetPosition(*(np.asarray(cam.GetPosition()) + shift))
         cam.SetFocalPoint(*(np.asarray(cam.GetFocalPoint()) + shift))
         self.plotter.renderer.ResetCameraClippingRange()
