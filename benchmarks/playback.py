@@ -4,13 +4,15 @@ overlay, both 3D views, chart cursors, attention), none skipped. Needs a display
 
     xvfb-run -a -s "-screen 0 1280x1024x24" python benchmarks/playback.py RESULT.npz [VIDEO] [--seconds 5]
 
-Without files it plays the bundled demo (assets/demo/) when it is installed.
+Without files it plays the bundled demo (assets/demo/) when it is installed. ``--views N`` compares N results in
+the 3D panel (a view each; benchmarks/scene_update.py says how fewer are made up).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -26,12 +28,24 @@ def run_loop(ms: int) -> None:
     loop.exec()
 
 
+def show_results(window, count: int, last: Path) -> None:
+    """Show ``count`` results side by side in the 3D panel, made up with copies of ``last`` where fewer are open."""
+    scene = window.panels["scene"]
+    copies = Path(tempfile.mkdtemp(prefix="interhand-playback-copies-"))
+    while len(scene.results_list.entries) < count:
+        copy = copies / f"{last.stem}-copy{len(scene.results_list.entries)}.npz"
+        shutil.copyfile(last, copy)
+        window.open_path(copy)
+    scene.results_list.set_checked(scene.results_list.entries[:count])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", type=Path, help="result file (.npz) and optionally its video")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to play each configuration")
     parser.add_argument("--speed", default="1x", help="playback speed, one of the timeline's (1x: the video's "
                         "fps; 4x shows the rate the viewer could reach)")
+    parser.add_argument("--views", type=int, default=1, help="results the 3D panel compares, one view each (1-4)")
     args = parser.parse_args(argv)
     from PySide6 import QtCore
 
@@ -52,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         if not window.open_path(path):
             print(f"cannot open {path}: {window.last_error}", file=sys.stderr)
             return 2
+    if args.views > 1:
+        show_results(window, args.views, [p for p in files if p.suffix == ".npz"][-1])
     timeline = window.panels["timeline"]
     timeline.loop.setChecked(True)
     if timeline.speed.findText(args.speed) < 0:
@@ -72,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     primary = window.session.primary.result
     has_video = window.session.video is not None
     print(f"playback of {files[0].name}: {primary.num_frames} frames, {primary.num_vertices} vertices per hand, "
-          f"video {'yes' if has_video else 'no'}; {platform.node()}, {sys.platform}, window 1280x900")
+          f"video {'yes' if has_video else 'no'}, {args.views} result(s) in the 3D panel; {platform.node()}, "
+          f"{sys.platform}, window 1280x900")
     print("| panels shown | target fps | achieved fps |\n| --- | ---: | ---: |")
     for label, target, achieved in rows:
         print(f"| {label} | {target:.1f} | {achieved:.1f} |")

@@ -1,6 +1,7 @@
-"""The network's result and the test-time refinement's side by side: "refined (right view)" turns the 3D panel's
-second view into the refined hands of the same frame, seen from the main view's camera, and the charts add a
-dashed "(refined)" curve per refined result."""
+"""The network's result and the test-time refinement's side by side: "refined (right view)" shows the result and
+its refinement in two views (a shortcut for checking both in the 3D panel's Results list), their cameras linked:
+the same direction, distance and zoom, each centred on its own hands. The charts add a dashed "(refined)" curve
+per refined result."""
 
 from __future__ import annotations
 
@@ -41,6 +42,22 @@ def label(view) -> str:
     return view.label_text
 
 
+def assert_linked(view, other) -> None:
+    """``view``'s camera is ``other``'s moved: the same direction, distance, up and angle."""
+    a, b = view.plotter.camera, other.plotter.camera
+    np.testing.assert_allclose(np.subtract(a.position, a.focal_point), np.subtract(b.position, b.focal_point),
+                               atol=1e-9)
+    np.testing.assert_allclose([*a.up, a.view_angle], [*b.up, b.view_angle], atol=1e-9)
+
+
+def hands_centre(image: np.ndarray) -> np.ndarray:
+    """The middle of the hands' pixels (blue or orange), as a fraction of the image's width and height."""
+    rgb = image[..., :3].astype(int)
+    hand = (rgb[..., 2] > rgb[..., 0] + 40) | ((rgb[..., 0] > rgb[..., 2] + 60) & (rgb[..., 1] > rgb[..., 2] + 20))
+    rows, cols = np.nonzero(hand)
+    return np.array([(cols.min() + cols.max()) / 2 / image.shape[1], (rows.min() + rows.max()) / 2 / image.shape[0]])
+
+
 def test_toggle_needs_a_result_with_refinement(window, files, refined_file):
     scene = window.panels["scene"]
     assert not scene.refined.isEnabled() and not scene.refined.isChecked()
@@ -67,20 +84,26 @@ def test_refined_hands_side_by_side(window, refined_file, qtbot):
     assert not np.allclose(linked, camera(scene.main))  # off: the linked view from 90 degrees
     scene.refined.setChecked(True)
     assert not scene.link.isEnabled() and not scene.second_preset.isEnabled()
+    assert [s.name for s in scene.shown] == ["r", "r (refined)"] and scene.comparing
     qtbot.wait(30)
-    np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    assert_linked(scene.second, scene.main)
     main, second = shot(scene.main), shot(scene.second)
     assert red_pixels(main) > 30 and red_pixels(second) == 0
     assert min(hand_pixels(second)) > 0.01  # both refined hands drawn, in the hands' colours
-    assert label(scene.main).startswith("network") and f"{int(result.inside[TOUCHING].sum())} penetrating" in label(
+    for image in (main, second):  # each view centred on its own result's hands
+        assert np.abs(hands_centre(image) - 0.5).max() < 0.1, hands_centre(image)
+    assert label(scene.main).startswith("r\n") and f"{int(result.inside[TOUCHING].sum())} penetrating" in label(
         scene.main)
-    assert label(scene.second).startswith("refined") and "0 penetrating vertices" in label(scene.second)
-    for preset in ("side", "top"):  # presets (and turning the main view) move both alike
+    assert label(scene.second).startswith("r (refined)\n") and "0 penetrating vertices" in label(scene.second)
+    for preset in ("side", "top"):  # presets (and turning either view) move both alike
         scene.apply_preset(preset)
-        np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+        assert_linked(scene.second, scene.main)
     scene.main.plotter.camera.azimuth = 30
-    scene._follow()
-    np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    scene.main.view.interactor.InvokeEvent("InteractionEvent")  # as a turn by the mouse reports it
+    assert_linked(scene.second, scene.main)
+    scene.second.plotter.camera.elevation = 20
+    scene.second.view.interactor.InvokeEvent("InteractionEvent")
+    assert_linked(scene.main, scene.second)
     scene.apply_preset("camera")
 
     window.session.set_frame(UNREFINED)
@@ -98,8 +121,8 @@ def test_refined_hands_side_by_side(window, refined_file, qtbot):
     expected.Azimuth(90.0)
     np.testing.assert_allclose(scene.second.plotter.camera.position, expected.GetPosition(), atol=1e-9)
     np.testing.assert_allclose(scene.second.plotter.camera.focal_point, expected.GetFocalPoint(), atol=1e-9)
-    assert label(scene.main) == label(scene.second) == f"frame {TOUCHING}: {int(result.inside[TOUCHING].sum())} " \
-        "penetrating vertices"
+    assert label(scene.main) == label(scene.second) == f"r\nframe {TOUCHING}: {int(result.inside[TOUCHING].sum())} " \
+        "penetrating vertices"  # named: the list offers the refinement too
     assert all(actor.GetVisibility() for actor in scene.second.hand_actors)
     assert not any(actor.GetVisibility() for actor in scene.second.refined_actors)
 
@@ -139,7 +162,7 @@ def test_unlinked_second_view_gets_its_camera_back(window, refined_file, qtbot):
     scene.second_preset.activated.emit(0)
     own = camera(scene.second)
     scene.refined.setChecked(True)
-    np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    assert_linked(scene.second, scene.main)
     scene.refined.setChecked(False)
     np.testing.assert_allclose(camera(scene.second), own)
     assert scene.second_preset.isEnabled() and not scene.link.isChecked()
@@ -147,7 +170,7 @@ def test_unlinked_second_view_gets_its_camera_back(window, refined_file, qtbot):
 
 def test_camera_preset_frames_refined_hands_far_from_the_network(window, openhand, files, tmp_path, qtbot):
     """Refined hands half a metre from the network's (on real clips the network's camera is that far off): turning
-    the refinement on widens the shared camera so that both results lie wholly inside both views."""
+    the refinement on shows each result wholly inside its view, both at the same scale."""
     from gui.factory import make_result
 
     from core_model.results import save_result
@@ -159,7 +182,7 @@ def test_camera_preset_frames_refined_hands_far_from_the_network(window, openhan
     window.session.set_frame(TOUCHING)
     scene.refined.setChecked(True)
     qtbot.wait(30)
-    np.testing.assert_allclose(camera(scene.second), camera(scene.main))
+    assert_linked(scene.second, scene.main)
     for view in (scene.main, scene.second):
         image = shot(view)
         assert min(hand_pixels(image)) > 0.002  # both hands drawn

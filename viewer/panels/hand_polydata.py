@@ -51,7 +51,11 @@ class HandPolyData:
         self._set_shaded(self.hands, self.pair_faces, np.concatenate(self.base), vertices.reshape(-1, 3),
                          inside.reshape(-1))
         if truth is not None:
-            _write(self.truth, truth.reshape(-1, 3))
+            self.update_truth(truth)
+
+    def update_truth(self, truth: np.ndarray) -> None:
+        """The ground-truth hands [2, V, 3]."""
+        _write(self.truth, truth.reshape(-1, 3))
 
     def update_refined(self, vertices: np.ndarray, inside: np.ndarray, hands: np.ndarray) -> None:
         """The refined hands; only those where ``hands`` [2] is True (the others keep their last points, hidden)."""
@@ -83,12 +87,14 @@ def _write(mesh, points: np.ndarray, normals: np.ndarray | None = None, colours:
 class Silhouette:
     """The outline of a mesh from a renderer's camera (core_model.geometry.silhouette, which says why not VTK's
     filter), drawn as ``lines`` over the mesh's own points and brought up to date when a render starts and the
-    mesh or the camera changed since the last one."""
+    mesh or the camera changed since the last one, unless ``actor`` (the one drawing it, when set) is hidden: a
+    following camera moves on every frame, and results without ground truth never show its outline."""
 
     def __init__(self, mesh, faces: np.ndarray, renderer) -> None:
         import pyvista as pv
 
         self.mesh, self.renderer = mesh, renderer
+        self.actor = None
         self.edges = SilhouetteEdges(faces)
         self.lines = pv.PolyData()
         self.lines.SetPoints(mesh.GetPoints())  # the mesh's own points object: its updates are shared
@@ -100,6 +106,8 @@ class Silhouette:
         self.renderer.RemoveObserver(self._observer)
 
     def update(self) -> None:
+        if self.actor is not None and not self.actor.GetVisibility():
+            return
         camera = self.renderer.GetActiveCamera()
         seen = (self.mesh.GetMTime(), camera.GetMTime())
         if seen == self._seen:

@@ -1,10 +1,19 @@
 """The 3D view: both hands of the current frame in their colours, penetrating vertices red, smooth shading,
 ground truth as a light grey "ghost" (a faint translucent surface with its outline); camera presets, reset, and a
-linked second view (the paper's "alternative view"). When the shown result carries the test-time refinement's
-arrays (``result.refined``), "refined (right view)" turns the second view into the refined hands of the same frame
-seen from the main view's camera: the network's result and the refined one side by side.
+linked second view (the paper's "alternative view").
 
-The meshes both views draw, and the ground truth's outline, are viewer.panels.hand_polydata's.
+Comparison: the checkable "Results" list picks which results the panel shows, a loaded result's refinement counting
+as a result of its own ("<label> (refined)"). With two to four checked, each has a view of its own, side by side
+(four in two rows), each captioned with its name and its penetrating vertices in red; their cameras are linked:
+turning, zooming or panning one does the same in all, each centred on its own result's hands (a refinement can lie
+far from the network's hands; results of several methods need not share an origin). "refined (right view)" is a
+shortcut that checks the shown result and its refinement.
+
+"follow hands": the camera follows both hands through the clip, a smoothed fit over time (core_model.framing) that
+keeps the direction, zoom and pan the user gave it; on by default for a result without ground truth (a real clip,
+whose hands move about), off for one with it (a still camera reads the error against the ghost better).
+
+The meshes the views draw, and the ground truth's outline, are viewer.panels.hand_polydata's.
 """
 
 from __future__ import annotations
@@ -14,9 +23,11 @@ import functools
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from core_model.render import fit_source_camera, set_view
+from core_model.framing import follow_pose, view_distance
+from core_model.render import CameraPose, fit_source_camera, set_view
 from viewer.panels.hand_polydata import HandPolyData, Silhouette
-from viewer.session import LoadedResult, Session
+from viewer.panels.shown import MAX_SHOWN, Shown, ShownList, Tracks, available
+from viewer.session import Session
 
 VIEW_PRESETS = ("camera", "front", "side", "top", "alternative")
 # While the timeline plays in software GL, the 3D views render this fraction of their pixels in each direction and
@@ -37,11 +48,14 @@ GT_OUTLINE = "#6e6e6e"
 GT_OUTLINE_WIDTH = 1.5
 GT_DEPTH_OFFSET = (4.0, 40.0)  # glPolygonOffset (factor, units) of the ground-truth surface, relative to the rest
 LABEL_SIZE = 13  # points
-REFINED_TIP = ("The second view shows the test-time refinement's hands of this frame from the main view's camera "
-               "(penetrating vertices red); the main view the network's")
+REFINED_TIP = ("Shows the result and its test-time refinement side by side (penetrating vertices red): a shortcut "
+               "for checking both in the Results list")
 NO_REFINED_TIP = "The shown result holds no refinement (made by interhand run --refine)"
 TRUTH_TIP = "Ground-truth meshes as a faint grey ghost with its outline"
 NO_TRUTH_TIP = "The shown result has no ground truth (only results of sequences with annotations do)"
+FOLLOW_TIP = ("The camera follows both hands over the clip: a smoothed fit, never a per-frame jump, that keeps the "
+              "direction, zoom and pan you give it. On by default for results without ground truth")
+SOURCE_VIEW = ((0.0, 0.0, 1.0), (0.0, -1.0, 0.0), 30.0)  # the "camera" preset while following: direction, up, angle
 
 
 def camera_state(plotter) -> dict:
@@ -87,7 +101,8 @@ def set_camera_state(plotter, state: dict) -> None:
 
 
 class HandView(QtWidgets.QWidget):
-    """One RenderView showing the shared meshes."""
+    """One RenderView drawing the meshes of one HandPolyData (:meth:`bind`): its hand pair, its ground truth and
+    its two refined hands, each shown or hidden by :meth:`set_visible`."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -105,13 +120,18 @@ class HandView(QtWidgets.QWidget):
         # The one translucent surface (ground truth) is blended directly: order-independent transparency, VTK's
         # default without depth peeling, adds full-window passes per render that software GL feels.
         self.plotter.renderer.SetUseOIT(False)
+        # The panel places this camera, often through VTK's own calls (linked views copy one camera into another):
+        # pyvista would move a camera it has not seen set to its default view when plotter.camera is first read.
+        self.plotter.camera_set = True
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
+        self.meshes: HandPolyData | None = None
         self.hand_actors: list = []
         self.truth_actors: list = []
         self.refined_actors: list = []
         self.silhouettes: list[Silhouette] = []
+        self.compiled = False  # every kind of actor drawn once (ScenePanel._compile_shaders)
         self.label = self._label()
 
     def _label(self):
@@ -138,9 +158,12 @@ class HandView(QtWidgets.QWidget):
         if text != self.label_text:  # a new text is a new texture to draw
             self.label.SetInput(text)
 
-    def show_meshes(self, meshes: HandPolyData, refined: bool = False) -> None:
-        """Actors for ``meshes``' hands and ground truth, and with ``refined`` for its refined hands too (hidden
-        until :meth:`set_visible` shows them)."""
+    def bind(self, meshes: HandPolyData) -> None:
+        """Draw ``meshes``: actors for its hand pair, its ground truth and its refined hands, all hidden until
+        :meth:`set_visible` shows them. Nothing to do when this view draws them already. Cheap after the first
+        time: the new actors are of the kinds this view drew before, whose shaders its context keeps."""
+        if meshes is self.meshes:
+            return
         from vtkmodules.vtkRenderingCore import vtkMapper
 
         # Per-mapper depth offsets (GT_DEPTH_OFFSET) take effect only in this mode. It is VTK-global: every other
@@ -151,10 +174,9 @@ class HandView(QtWidgets.QWidget):
         for silhouette in self.silhouettes:
             silhouette.detach()
         self.silhouettes = []
+        self.meshes = meshes
         self.hand_actors = [self._hand(meshes.hands)]
-        self.refined_actors = [self._hand(mesh) for mesh in meshes.refined] if refined else []
-        for actor in self.refined_actors:
-            actor.SetVisibility(False)
+        self.refined_actors = [self._hand(mesh) for mesh in meshes.refined]
         surface = self.plotter.add_mesh(meshes.truth, color=GT_COLOUR, opacity=GT_OPACITY, specular=0.0,
                                         reset_camera=False, render=False)
         # Pushed back in depth: where the truth coincides with the prediction, the prediction wins outright
@@ -162,6 +184,11 @@ class HandView(QtWidgets.QWidget):
         surface.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(*GT_DEPTH_OFFSET)
         surface.prop.lighting = False
         self.truth_actors = [surface, self._outline(meshes.truth, meshes.pair_faces)]
+        self.set_visible(False, False)
+
+    @property
+    def actors(self) -> list:
+        return self.hand_actors + self.truth_actors + self.refined_actors
 
     def _hand(self, mesh):
         actor = self.plotter.add_mesh(mesh, scalars="rgb", rgb=True, specular=0.2, show_scalar_bar=False,
@@ -183,11 +210,12 @@ class HandView(QtWidgets.QWidget):
         actor.GetProperty().SetColor(pv.Color(GT_OUTLINE).float_rgb)
         actor.GetProperty().SetLineWidth(GT_OUTLINE_WIDTH)
         actor.GetProperty().LightingOff()
+        silhouette.actor = actor
         self.plotter.add_actor(actor, reset_camera=False, render=False)
         return actor
 
     def set_visible(self, hands: bool, truth: bool, refined: tuple[bool, bool] = (False, False)) -> None:
-        """Show the hands, the ground truth, and each refined hand (right, left) where this view has them."""
+        """Show the hand pair, the ground truth, and each refined hand (right, left)."""
         for actor in self.hand_actors:
             actor.SetVisibility(hands)
         for actor in self.truth_actors:
@@ -195,36 +223,83 @@ class HandView(QtWidgets.QWidget):
         for actor, shown in zip(self.refined_actors, refined):
             actor.SetVisibility(bool(shown))
 
-    def apply_preset(self, preset: str, points: np.ndarray | None) -> None:
-        """``points`` [N, 3]: what the "camera" preset frames (the frame's hands), or None."""
+    @property
+    def aspect(self) -> float:
+        """The view's width over its height."""
+        width, height = self.plotter.window_size
+        return width / max(height, 1)
+
+    def apply_preset(self, preset: str, points: np.ndarray | None, fit_points: bool = False) -> None:
+        """``points`` [N, 3]: what the "camera" preset frames (the frame's hands), or None. With ``fit_points`` the
+        other presets frame them too, beside this view's own actors."""
         if preset == "camera":
-            pose = fit_source_camera(points, self.plotter.bounds, self.plotter.window_size)
-            cam = self.plotter.camera
-            cam.parallel_projection = False
-            cam.view_angle = pose.view_angle
-            cam.position, cam.focal_point, cam.up = pose.position, pose.focal_point, pose.up
+            self.set_pose(fit_source_camera(points, self.plotter.bounds, self.plotter.window_size))
+            return
+        set_view(self.plotter, preset)
+        if fit_points and points is not None:
+            ours = np.reshape(self.plotter.bounds, (3, 2))
+            bounds = np.stack([np.minimum(ours[:, 0], points.min(0)), np.maximum(ours[:, 1], points.max(0))], 1)
+            self.plotter.renderer.ResetCamera(*bounds.ravel())
+            self.plotter.camera.zoom(1.15)
             self.plotter.reset_camera_clipping_range()
-        else:
-            set_view(self.plotter, preset)
+
+    def set_pose(self, pose: CameraPose) -> None:
+        """Place the camera (VTK's calls: pyvista's setters fit the clipping range after each, and a following
+        camera is placed on every frame)."""
+        cam = self.plotter.renderer.GetActiveCamera()
+        cam.SetParallelProjection(False)
+        cam.SetViewAngle(pose.view_angle)
+        cam.SetPosition(*pose.position)
+        cam.SetFocalPoint(*pose.focal_point)
+        cam.SetViewUp(*pose.up)
+        self.plotter.renderer.ResetCameraClippingRange()
+
+    def look_like(self, other: HandView, shift: np.ndarray) -> None:
+        """This view's camera: ``other``'s moved by ``shift`` [3] metres."""
+        cam = self.plotter.renderer.GetActiveCamera()
+        cam.DeepCopy(other.plotter.renderer.GetActiveCamera())
+        cam.Modified()  # DeepCopy leaves the time stamp: the renderer would keep its matrices of the last pose
+        cam.SetPosition(*(np.asarray(cam.GetPosition()) + shift))
+        cam.SetFocalPoint(*(np.asarray(cam.GetFocalPoint()) + shift))
+        self.plotter.renderer.ResetCameraClippingRange()
+        self.view.request_render()
+
+    def framing(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """The camera's position, focal point, up (each [3]), view angle (degrees) and distance."""
+        cam = self.plotter.renderer.GetActiveCamera()
+        position, focal = np.array(cam.GetPosition()), np.array(cam.GetFocalPoint())
+        return (position, focal, np.array(cam.GetViewUp()), float(cam.GetViewAngle()),
+                float(np.linalg.norm(focal - position)))
 
 
 class ScenePanel(QtWidgets.QWidget):
-    """The main view and the second view side by side. With "link" on, the second view follows the main one,
-    turned 90 degrees about the vertical (the other side of the hands, as the paper's alternative view).
+    """The 3D views and their controls.
 
-    With "refined (right view)" on (enabled for a result with the refinement's arrays), the second view shows the
-    refined hands of the frame instead of the network's, from the main view's very camera (turning either view
-    turns both): link and the second preset do not apply meanwhile, and turning it off brings them back.
+    One result shown: the main view and the second view side by side. With "link" on, the second view follows the
+    main one, turned 90 degrees about the vertical (the other side of the hands, as the paper's alternative view).
+
+    Several (checked in ``results_list``): one view each, in the list's order, of equal size (a row, or two rows
+    for four); link and the second preset do not apply meanwhile, and showing one result again brings them back.
+    Each view's camera is the first view's moved by the offset between their results' hands (``_centres``): fixed
+    when a preset is applied, following the smoothed tracks while "follow hands" is on.
     """
 
     def __init__(self, session: Session, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.meshes: HandPolyData | None = None
-        self._model_name: str | None = None
-        self._fresh = False  # new meshes: fit the camera on the first frame that has hands
+        self.slots: list[HandPolyData | None] = [None] * MAX_SHOWN  # the meshes of each shown result, by position
+        self._slot_models: list[str | None] = [None] * MAX_SHOWN
+        self._models: dict[str, tuple] = {}  # hand model name: (faces, vertex count, rest meshes [2, V, 3])
+        self.tracks = Tracks()
+        self._fresh = False  # another result: fit the camera on the first frame that has hands
+        self._primary_key: tuple | None = None
+        self._compare = False  # the views show several results
+        self._playing = False
+        self._anchors: list[np.ndarray] = []  # comparing, not following: the hands' centre each camera is on
+        self._framing: dict[int, tuple[np.ndarray, float]] = {}  # following: a camera's pan [3] and zoom
         self.main = HandView(self)
         self.second = HandView(self)
+        self.extra: list[HandView] = []  # the third and fourth views, made when first needed
         self.preset = QtWidgets.QComboBox(self)
         self.preset.addItems(VIEW_PRESETS)
         self.second_preset = QtWidgets.QComboBox(self)
@@ -239,49 +314,109 @@ class ScenePanel(QtWidgets.QWidget):
         self.refined = QtWidgets.QCheckBox("refined (right view)", self)
         self.refined.setEnabled(False)
         self.refined.setToolTip(NO_REFINED_TIP)
-        self._second_before: dict | None = None  # the second view's camera before it showed the refinement
+        self.follow = QtWidgets.QCheckBox("follow hands", self)
+        self.follow.setToolTip(FOLLOW_TIP)
+        self.results_list = ShownList(self)
+        self._second_before: dict | None = None  # the second view's camera before the views compared results
         reset = QtWidgets.QPushButton("Reset", self)
-        bar = QtWidgets.QHBoxLayout()
-        for widget in (QtWidgets.QLabel("View", self), self.preset, reset, self.link,
-                       QtWidgets.QLabel("Second", self), self.second_preset, self.truth, self.refined):
-            bar.addWidget(widget)
-        bar.addStretch(1)
-        self.views = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)
+        # Two rows of controls, what is shown above how it is seen: in one row they would make the dock wider than
+        # the window gives it.
+        bars = []
+        for widgets in ((self.results_list, self.refined, self.truth, self.follow),
+                        (QtWidgets.QLabel("View", self), self.preset, reset, self.link,
+                         QtWidgets.QLabel("Second", self), self.second_preset)):
+            bar = QtWidgets.QHBoxLayout()
+            for widget in widgets:
+                bar.addWidget(widget)
+            bar.addStretch(1)
+            bars.append(bar)
+        self.views = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)  # the first row of views
         self.views.addWidget(self.main)
         self.views.addWidget(self.second)
         self.views.setStretchFactor(0, 2)  # the main view twice as wide as the second
         self.views.setStretchFactor(1, 1)
-        self._sizes_before: list[int] | None = None  # the views' widths before they showed network | refined
+        self.lower = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal, self)  # the second row (four results)
+        self.rows = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical, self)
+        self.rows.addWidget(self.views)
+        self.rows.addWidget(self.lower)
+        self.lower.hide()
+        self._sizes_before: list[int] | None = None  # the views' widths before they compared results
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(bar)
-        layout.addWidget(self.views, 1)
+        for bar in bars:
+            layout.addLayout(bar)
+        layout.addWidget(self.rows, 1)
         self.preset.activated.connect(lambda _: self.apply_preset(self.preset.currentText()))
         self.second_preset.activated.connect(lambda _: self._second_preset())
         reset.clicked.connect(lambda: self.apply_preset(self.preset.currentText()))
         self.link.toggled.connect(self._on_link)
         self.truth.toggled.connect(self._on_truth)
         self.refined.toggled.connect(self._on_refined)
-        self.main.view.on_interaction(self._follow)
-        self.second.view.on_interaction(self._lead)
+        self.follow.toggled.connect(self._on_follow)
+        self.results_list.changed.connect(self._on_shown)
+        for index, view in enumerate((self.main, self.second)):
+            view.view.on_interaction(lambda i=index: self._interacted(i))
         session.frame_changed.connect(self.show_frame)
         session.results_changed.connect(self._on_results)
         session.frames_updated.connect(self._on_frames_updated)
         self.second_preset.setEnabled(False)
 
+    # ------------------------------------------------------------------------------------------------ what is shown
+
+    @property
+    def hand_views(self) -> list[HandView]:
+        """Every view made so far, the main and second first."""
+        return [self.main, self.second, *self.extra]
+
+    @property
+    def shown(self) -> list[Shown]:
+        """The results the views show (checked in the list), in the list's order."""
+        return self.results_list.checked()
+
+    @property
+    def comparing(self) -> bool:
+        """The views show several results, one each."""
+        return self._compare
+
+    def shown_views(self) -> list[HandView]:
+        """The views on screen: one per shown result while comparing, else the main and second views."""
+        return self.hand_views[:len(self.shown)] if self._compare else [self.main, self.second]
+
+    @property
+    def meshes(self) -> HandPolyData | None:
+        """The meshes of the first shown result."""
+        return self.slots[0]
+
     def _on_results(self) -> None:
+        """Results were opened, closed or replaced: list them, keep checked what stays open (a running model's
+        result stays checked when the finished one replaces it), and show the new first result where the list
+        showed the first one alone."""
         primary = self.session.primary
-        if primary is not None:
-            self.prepare(primary.result.meta.hand_model)
+        entries = available(self.session.results)
+        self.tracks.keep(entries)
+        before = [shown.key for shown in self.results_list.checked()]
+        if primary is None:
+            checked = []
+        elif before in ([], [self._primary_key]):
+            checked = [Shown(primary)]
+        else:
+            checked = [shown for shown in entries if shown.key in before] or [Shown(primary)]
+        self.results_list.set_entries(entries, checked)
+        key = Shown(primary).key if primary is not None else None
+        if key is not None and key != self._primary_key:  # another result, not the same run's finished one
+            with QtCore.QSignalBlocker(self.follow):
+                self.follow.setChecked(not primary.result.gt)
+            self._framing.clear()
+            self._fresh = True
+        self._primary_key = key
         has = primary is not None and bool(primary.result.refined)
-        if not has:
-            self.refined.setChecked(False)
         self.refined.setEnabled(has)
         self.refined.setToolTip(REFINED_TIP if has else NO_REFINED_TIP)
         truth = primary is not None and "vertices" in primary.result.gt
         self.truth.setEnabled(truth)  # first: a change of the tick while off is not the user's
         self.truth.setChecked(truth and self._truth_wanted)
         self.truth.setToolTip(TRUTH_TIP if truth else NO_TRUTH_TIP)
+        self._on_shown()
 
     def _on_truth(self, on: bool) -> None:
         if self.truth.isEnabled():
@@ -290,41 +425,143 @@ class ScenePanel(QtWidgets.QWidget):
 
     @property
     def showing_refined(self) -> bool:
-        """The second view shows the refined hands."""
-        return self.refined.isChecked() and self.refined.isEnabled()
+        """The views show the first result and its refinement, side by side."""
+        primary = self.session.primary
+        return primary is not None and self.shown == [Shown(primary), Shown(primary, refined=True)]
+
+    def _on_refined(self, on: bool) -> None:
+        primary = self.session.primary
+        if primary is None or not primary.result.refined:
+            return
+        self.results_list.set_checked([Shown(primary), Shown(primary, refined=True)] if on else [Shown(primary)])
+
+    def _on_shown(self) -> None:
+        """The shown results changed: give each its view and meshes, lay the views out, and place the cameras."""
+        shown = self.shown
+        compare = len(shown) > 1
+        entering, leaving = compare and not self._compare, self._compare and not compare
+        if entering:  # what to give back when one result is shown again
+            self._second_before = camera_state(self.second.plotter)
+            self._sizes_before = self.views.sizes()
+        self._compare = compare
+        self._bind()
+        self._arrange(len(shown) if compare else 1)
+        self.link.setEnabled(not compare)
+        self.second_preset.setEnabled(not compare and not self.link.isChecked())
+        with QtCore.QSignalBlocker(self.refined):
+            self.refined.setChecked(self.showing_refined)
+        if leaving:
+            if self._sizes_before is not None and sum(self._sizes_before) > 1:
+                sizes = self._sizes_before[:self.views.count()]
+                self.views.setSizes(sizes + [0] * (self.views.count() - len(sizes)))
+            if self.link.isChecked() or self._second_before is None:
+                self._on_link(self.link.isChecked())
+            else:  # unlinked: the second view's own camera, as it was before
+                set_camera_state(self.second.plotter, self._second_before)
+            self._second_before, self._sizes_before = None, None
+        self.show_frame(self.session.frame)
+        if compare and not self.follow.isChecked() and not self._fresh:
+            if self.preset.currentText() == "camera":  # the real camera, widened to every shown result
+                self.apply_preset("camera")
+            else:  # the main view's turn, kept
+                self._anchors = self._centres(self.session.frame) or []
+                self._link_from(0)
+
+    def _arrange(self, count: int) -> None:
+        """One row of views for up to three results, two rows of two for four; the main and second view alone
+        (the main one twice as wide) for one."""
+        views = [self._view(i) for i in range(max(count, 2))]
+        first, second = (views[:3], []) if count == 3 else (views[:2], views[2:4])
+        for i, view in enumerate(first):
+            self.views.insertWidget(i, view)
+        for i, view in enumerate(second):
+            self.lower.insertWidget(i, view)
+        for view in self.hand_views:
+            view.setVisible(view in first or view in second)
+        self.lower.setVisible(bool(second))
+        for i in range(self.views.count()):  # one result: the main view twice as wide as the second
+            self.views.setStretchFactor(i, 2 if count == 1 and i == 0 else 1)
+        if count > 1:
+            for splitter, views in ((self.views, first), (self.lower, second), (self.rows, [first, second])):
+                if views and views[-1]:
+                    # In pixels: QSplitter takes what does not fit from the widgets that stretch, not evenly.
+                    total = sum(splitter.sizes()) or 1000 * len(views)
+                    splitter.setSizes([total // len(views)] * len(views))
+
+    def _view(self, index: int) -> HandView:
+        """The view at ``index``, made if it is the next one."""
+        if index == len(self.hand_views):
+            view = HandView(self)
+            view.view.on_interaction(lambda: self._interacted(index))
+            if self._playing:
+                view.view.set_scale(self._playback_scale())
+            self.extra.append(view)
+        return self.hand_views[index]
+
+    # ------------------------------------------------------------------------------------------------ meshes
 
     def prepare(self, hand_model: str) -> None:
-        """Build the meshes of ``hand_model`` (its name as results record it) unless they are built: costly
-        enough (VTK actors in both views) that a run does it before its worker starts, not mid-run."""
-        if hand_model.lower() == self._model_name:
+        """Build the meshes of ``hand_model`` (its name as results record it) for the first result unless they are
+        built: costly enough (VTK actors in both views) that a run does it before its worker starts, not
+        mid-run."""
+        meshes = self._slot(0, hand_model)
+        if not self._compare:
+            self.main.bind(meshes)
+            self.second.bind(meshes)
+            self._compile_shaders([self.main, self.second], hand_model)
+
+    def _model(self, hand_model: str) -> tuple:
+        name = hand_model.lower()
+        if name not in self._models:
+            from core_model.pipeline.models import faces_of, hand_model_of_result
+
+            model = hand_model_of_result(hand_model)
+            rest = np.stack([model.right.data.v_template, model.left.data.v_template])
+            self._models[name] = (faces_of(model), model.num_vertices, rest)
+        return self._models[name]
+
+    def _slot(self, slot: int, hand_model: str) -> HandPolyData:
+        """The meshes the ``slot``-th shown result is drawn with, of ``hand_model``."""
+        if self.slots[slot] is None or self._slot_models[slot] != hand_model.lower():
+            faces, count, _ = self._model(hand_model)
+            self.slots[slot] = HandPolyData(faces, count)
+            self._slot_models[slot] = hand_model.lower()
+        return self.slots[slot]
+
+    def _bind(self) -> None:
+        """Each shown result's meshes into its view (the main and second views share the first's)."""
+        shown = self.shown
+        if not shown:
             return
-        from core_model.pipeline.models import faces_of, hand_model_of_result
+        if self._compare:
+            for slot, entry in enumerate(shown):
+                view = self._view(slot)
+                view.bind(self._slot(slot, entry.hand_model))
+                self._compile_shaders([view], entry.hand_model)
+        else:
+            self.prepare(shown[0].hand_model)
 
-        model = hand_model_of_result(hand_model)
-        self.meshes = HandPolyData(faces_of(model), model.num_vertices)
-        self._model_name = hand_model.lower()
-        self.main.show_meshes(self.meshes)
-        self.second.show_meshes(self.meshes, refined=True)
-        self._compile_shaders(np.stack([model.right.data.v_template, model.left.data.v_template]))
-        self._fresh = True
-
-    def _compile_shaders(self, rest: np.ndarray) -> None:
-        """Draw every actor of both views once, on the hand model's rest meshes ``rest`` [2, V, 3], and leave
-        them as they were. Why: a view's first draw of a kind of actor compiles its shaders, which software GL
-        does in 50-100 ms per actor; done here (when a result opens or before a run's worker starts), the first
-        frames of a run do not freeze the window while it streams in."""
+    def _compile_shaders(self, views: list[HandView], hand_model: str) -> None:
+        """Draw every actor of ``views`` once, on the hand model's rest meshes, and leave them as they were (the
+        next frame overwrites the meshes). Why: a view's first draw of a kind of actor compiles its shaders,
+        which software GL does in 50-100 ms per actor; done here (when a result opens, before a run's worker
+        starts, or when a view first compares), the first frames of a run do not freeze the window while it
+        streams in. Once per view: its context keeps the shaders for every later actor of the same kinds."""
+        rest = self._model(hand_model)[2]
         none = np.zeros(rest.shape[:2], bool)
-        self.meshes.update(rest, none, rest)
-        self.meshes.update_refined(rest, none, np.ones(2, bool))
-        for view in (self.main, self.second):
-            actors = view.hand_actors + view.truth_actors + view.refined_actors
-            shown = [actor.GetVisibility() for actor in actors]
-            for actor in actors:
+        for view in views:
+            if view.compiled:
+                continue
+            view.meshes.update(rest, none, rest)
+            view.meshes.update_refined(rest, none, np.ones(2, bool))
+            shown = [actor.GetVisibility() for actor in view.actors]
+            for actor in view.actors:
                 actor.SetVisibility(True)
             view.view.render_image()
-            for actor, visible in zip(actors, shown):
+            for actor, visible in zip(view.actors, shown):
                 actor.SetVisibility(visible)
             view.view.request_render()
+            view.compiled = True
 
     @functools.cached_property
     def software_gl(self) -> bool:
@@ -332,177 +569,281 @@ class ScenePanel(QtWidgets.QWidget):
         name = self.main.view.renderer_name().lower()
         return any(kind in name for kind in SOFTWARE_GL)
 
+    def _playback_scale(self) -> float:
+        return PLAYBACK_SCALE if self._playing and self.software_gl else 1.0
+
     def set_playing(self, playing: bool) -> None:
         """Playback started or stopped: in software GL the views render at PLAYBACK_SCALE while it runs."""
-        scale = PLAYBACK_SCALE if playing and self.software_gl else 1.0
-        for view in (self.main, self.second):
-            view.view.set_scale(scale)
+        self._playing = playing
+        for view in self.hand_views:
+            view.view.set_scale(self._playback_scale())
 
     def _on_frames_updated(self, frames: np.ndarray) -> None:
+        if self.session.primary is not None:
+            self.tracks.frames_ready(self.session.primary, frames)
         if self.session.frame in frames:
             self.show_frame(self.session.frame)
 
-    def _framed(self) -> np.ndarray | None:
-        """The frame's hand vertices [N, 3] the camera preset frames: the network's, and the refined ones while
-        the second view shows them (the two views share the camera)."""
-        loaded = self.session.primary
-        if loaded is None or not loaded.shows(self.session.frame):
-            return None
-        parts = [loaded.result.vertices[self.session.frame].reshape(-1, 3)]
-        if self.showing_refined and "vertices" in loaded.result.refined:
-            parts.append(loaded.result.refined["vertices"][self.session.frame].reshape(-1, 3))
-        points = np.concatenate(parts)
-        points = points[np.isfinite(points).all(1)]
-        return points if len(points) else None
-
     def show_frame(self, frame: int) -> None:
-        loaded = self.session.primary
-        if self.meshes is None or loaded is None:
+        shown = self.shown
+        if self.slots[0] is None or not shown:
             for view in (self.main, self.second):
+                view.set_visible(False, False)
                 view.set_label("no result open")
             self.render()
             return
-        result = loaded.result
-        drawable = bool(loaded.shows(frame) and result.valid[frame].all() and np.isfinite(result.vertices[frame]).all())
-        truth = result.gt.get("vertices")
-        has_truth = bool(truth is not None and truth.shape[2] == result.num_vertices and self.truth.isChecked()
-                         and np.isfinite(truth[frame]).all())
-        if drawable:
-            self.meshes.update(result.vertices[frame], result.inside[frame], truth[frame] if has_truth else None)
-            text = f"frame {frame}"
-            if result.inside[frame].any():
-                text += f": {int(result.inside[frame].sum())} penetrating vertices"
-        else:
-            text = f"frame {frame}: " + ("not reconstructed yet" if not loaded.shows(frame) else "no two hands")
-        if self.showing_refined:
-            self._show_refined(loaded, frame, drawable, drawable and has_truth, text)
-        else:
-            for view in (self.main, self.second):
-                view.set_visible(drawable, drawable and has_truth)
-                view.set_label(text)
-        if drawable and self._fresh:
+        named = len(self.results_list.entries) > 1
+        any_hands = False
+        for slot, entry in enumerate(shown if self._compare else shown[:1]):
+            hands = entry.at(frame)
+            truth = entry.truth(frame) if self.truth.isChecked() and hands.hands.any() else None
+            meshes = self.slots[slot]
+            if entry.refined:
+                meshes.update_refined(hands.vertices, hands.inside, hands.hands)
+                if truth is not None:
+                    meshes.update_truth(truth)
+                visible = (False, truth is not None, (bool(hands.hands[0]), bool(hands.hands[1])))
+            else:
+                if hands.hands.all():
+                    meshes.update(hands.vertices, hands.inside, truth)
+                visible = (bool(hands.hands.all()), truth is not None)
+            label = f"{entry.name}\n{hands.text}" if named else hands.text
+            for view in [self.hand_views[slot]] if self._compare else [self.main, self.second]:
+                view.set_visible(*visible)
+                view.set_label(label)
+            any_hands = any_hands or bool(hands.hands.any())
+        if any_hands and self._fresh:
             self._fresh = False
             self.apply_preset(self.preset.currentText())
             return
+        if self.follow.isChecked():
+            self._follow_hands(frame)
         self.render()
 
-    def _show_refined(self, loaded: LoadedResult, frame: int, drawable: bool, truth: bool, text: str) -> None:
-        """The network's hands in the main view, the refined ones in the second, each view saying which it
-        shows and how many vertices penetrate."""
-        result = loaded.result
-        if drawable:
-            text = f"frame {frame}: {int(result.inside[frame].sum())} penetrating vertices"
-        self.main.set_visible(drawable, truth)
-        self.main.set_label(f"network\n{text}")
-        vertices = result.refined["vertices"][frame]
-        inside = np.asarray(result.refined["inside"][frame], bool)
-        hands = np.isfinite(vertices).all(axis=(-1, -2)) & loaded.shows(frame)  # [2]: refined hands to draw
-        self.meshes.update_refined(vertices, inside, hands)
-        if not loaded.shows(frame):
-            refined = f"frame {frame}: not reconstructed yet"
-        elif not hands.any():
-            refined = f"frame {frame}: not refined"
-        else:
-            refined = f"frame {frame}: {int(inside[hands].sum())} penetrating vertices"
-            if not hands.all():
-                refined += f" ({'right' if hands[0] else 'left'} hand only)"
-        self.second.set_visible(False, truth, (bool(hands[0]), bool(hands[1])))
-        self.second.set_label(f"refined\n{refined}")
-
     def render(self) -> None:
-        """Schedule both views to render once, at their next paint."""
-        self.main.view.request_render()
-        self.second.view.request_render()
+        """Schedule the views on screen to render once, at their next paint."""
+        for view in self.shown_views():
+            view.view.request_render()
+
+    # ------------------------------------------------------------------------------------------------ cameras
+
+    def _centres(self, frame: int) -> list[np.ndarray] | None:
+        """Where each shown result's hands are on ``frame`` (the centre of their smoothed track; a result
+        without hands anywhere takes the first one's), or None when none has any."""
+        shown = self.shown if self._compare else self.shown[:1]
+        centres = [self.tracks.track(entry).centre[frame] if frame < len(self.tracks.track(entry)) else
+                   np.full(3, np.nan) for entry in shown]
+        known = [c for c in centres if np.isfinite(c).all()]
+        if not known:
+            return None
+        return [c if np.isfinite(c).all() else known[0] for c in centres]
+
+    def _radius(self, frame: int) -> float:
+        """The radius of the largest shown result's smoothed track on ``frame``: every view is at the distance
+        that holds it, so the results are seen at the same scale."""
+        shown = self.shown if self._compare else self.shown[:1]
+        radii = [self.tracks.track(entry).radius[frame] for entry in shown
+                 if frame < len(self.tracks.track(entry))]
+        radii = [r for r in radii if np.isfinite(r)]
+        return max(radii) if radii else float("nan")
+
+    def _framed(self) -> np.ndarray | None:
+        """The frame's hand vertices [N, 3] the camera preset frames: the first result's and, while comparing,
+        each other's moved by the offset between its hands and the first's (its view is moved by as much)."""
+        frame = self.session.frame
+        shown = self.shown if self._compare else self.shown[:1]
+        centres = self._centres(frame) if self._compare else None
+        parts = []
+        for k, entry in enumerate(shown):
+            hands = entry.at(frame)
+            points = hands.vertices[hands.hands].reshape(-1, 3)
+            parts.append(points - centres[k] + centres[0] if centres is not None else points)
+        points = np.concatenate(parts) if parts else np.zeros((0, 3))
+        points = points[np.isfinite(points).all(1)]
+        return points if len(points) else None
 
     def apply_preset(self, preset: str) -> None:
         self.preset.setCurrentText(preset)
-        self.main.apply_preset(preset, self._framed())
-        if self.link.isChecked() or self.showing_refined:
-            self._follow()
+        if self.follow.isChecked() and self._centres(self.session.frame) is not None:
+            self._orient(self.main, preset)
+            self._framing.pop(0, None)
+            self._follow_hands(self.session.frame)
         else:
-            self._second_preset()
+            if self._compare:
+                self._anchors = self._centres(self.session.frame) or []
+            self.main.apply_preset(preset, self._framed(), fit_points=self._compare)
+            if self._compare:
+                self._link_from(0)
+            elif self.link.isChecked():
+                self._follow()
+            else:
+                self._second_preset()
         self.render()
 
+    @staticmethod
+    def _orient(view: HandView, preset: str) -> None:
+        """Turn ``view``'s camera to look as ``preset`` does (where from is left to the following)."""
+        if preset == "camera":
+            direction, up, angle = SOURCE_VIEW
+            view.set_pose(CameraPose((0.0, 0.0, 0.0), direction, up, angle))
+        else:
+            set_view(view.plotter, preset)
+
     def _second_preset(self) -> None:
-        self.second.apply_preset(self.second_preset.currentText(), self._framed())
+        preset = self.second_preset.currentText()
+        if self.follow.isChecked() and self._centres(self.session.frame) is not None:
+            self._orient(self.second, preset)
+            self._framing.pop(1, None)
+            self._follow_hands(self.session.frame)
+        else:
+            self.second.apply_preset(preset, self._framed())
         self.second.view.request_render()
 
     def _on_link(self, linked: bool) -> None:
-        self.second_preset.setEnabled(not linked and not self.showing_refined)
-        if not self.showing_refined:  # meanwhile the second view keeps the main view's camera
+        self.second_preset.setEnabled(not linked and not self._compare)
+        if not self._compare:
             self._follow() if linked else self._second_preset()
 
-    def _on_refined(self, on: bool) -> None:
-        self.link.setEnabled(not on)
-        self.second_preset.setEnabled(not on and not self.link.isChecked())
-        if on:  # two views of equal width: the same camera then frames the same part of the scene in both
-            self._second_before = camera_state(self.second.plotter)
-            self._sizes_before = self.views.sizes()
-            total = sum(self._sizes_before)
-            if total > 1:
-                self.views.setSizes([total - total // 2, total // 2])
-            if self.preset.currentText() == "camera":  # the real camera, widened to both results of the frame
-                self.apply_preset("camera")
-            else:
-                self._follow()
-        elif self.link.isChecked() or self._second_before is None:
-            self._on_link(self.link.isChecked())
-        else:  # unlinked: the second view's own camera, as it was before
-            set_camera_state(self.second.plotter, self._second_before)
-        if not on:
-            if self._sizes_before is not None:
-                self.views.setSizes(self._sizes_before)
-            self._second_before, self._sizes_before = None, None
-        self.show_frame(self.session.frame)
+    def _on_follow(self, on: bool) -> None:
+        self._framing.clear()
+        if on:
+            self._follow_hands(self.session.frame)
+        elif self._compare:  # the cameras stay where following left them
+            self._anchors = self._centres(self.session.frame) or []
+        self.render()
+
+    def _follow_hands(self, frame: int) -> None:
+        """Place the cameras on the shown results' smoothed tracks at ``frame``, each keeping its direction and
+        the zoom and pan the user gave it; while comparing, at one distance (the largest result's)."""
+        centres = self._centres(frame) if self.shown else None
+        if centres is None:
+            return
+        radius = self._radius(frame)
+        if self._compare:
+            aspect = min(view.aspect for view in self.shown_views())
+            self._place(self.main, 0, centres[0], radius, aspect)
+            self._link_from(0, centres)
+            return
+        self._place(self.main, 0, centres[0], radius, self.main.aspect)
+        if self.link.isChecked():
+            self._follow()
+        else:
+            self._place(self.second, 1, centres[0], radius, self.second.aspect)
+
+    def _place(self, view: HandView, key: int, centre: np.ndarray, radius: float, aspect: float) -> None:
+        position, focal, up, _, _ = view.framing()
+        pan, zoom = self._framing.get(key, (None, 1.0))
+        view.set_pose(follow_pose(centre, radius, focal - position, up, SOURCE_VIEW[2], aspect, zoom, pan))
+        view.view.request_render()
+
+    def _remember(self, index: int, key: int) -> None:
+        """The user moved view ``index``'s camera while following: keep its zoom and pan (as ``key``'s)."""
+        frame = self.session.frame
+        centres = self._centres(frame)
+        if centres is None:
+            return
+        view = self.hand_views[index]
+        _, focal, _, angle, distance = view.framing()
+        aspect = min(v.aspect for v in self.shown_views()) if self._compare else view.aspect
+        fitted = float(view_distance(self._radius(frame), angle, aspect))
+        self._framing[key] = (focal - centres[index if self._compare else 0], distance / fitted)
+
+    def _link_from(self, index: int, centres: list[np.ndarray] | None = None) -> None:
+        """While comparing: every other shown view's camera is view ``index``'s moved by the offset between their
+        results' hands (``centres``; by default the tracks' on this frame while following, else the anchors)."""
+        views = self.shown_views()
+        if not self._compare or index >= len(views):
+            return
+        if centres is None:
+            following = self.follow.isChecked()
+            centres = self._centres(self.session.frame) if following else self._anchors
+            if not following and len(centres or []) != len(views):  # a result joined: anchor on this frame
+                centres = self._anchors = self._centres(self.session.frame) or []
+        if not centres or len(centres) != len(views):
+            centres = [np.zeros(3)] * len(views)
+        for k, view in enumerate(views):
+            if k != index:
+                view.look_like(views[index], centres[k] - centres[index])
+
+    def _interacted(self, index: int) -> None:
+        """The user turned, zoomed or panned view ``index``."""
+        following = self.follow.isChecked()
+        if self._compare:
+            if index < len(self.shown):
+                if following:
+                    self._remember(index, 0)
+                self._link_from(index)
+        elif index == 0:
+            if following:
+                self._remember(0, 0)
+            self._follow()
+        elif following and not self.link.isChecked():
+            self._remember(1, 1)
 
     def _follow(self) -> None:
-        """The second view after the main one: the very same camera while it shows the refinement, else (linked)
-        turned 90 degrees about the vertical."""
-        refined = self.showing_refined
-        if not (refined or self.link.isChecked()):
+        """The other views after the main one: while comparing, linked (:meth:`_link_from`); else the second view,
+        when linked, turned 90 degrees about the vertical."""
+        if self._compare:
+            self._link_from(0)
+            return
+        if not self.link.isChecked():
             return
         cam = self.second.plotter.renderer.GetActiveCamera()
         cam.DeepCopy(self.main.plotter.renderer.GetActiveCamera())
-        if not refined:
-            cam.Azimuth(90.0)
-            cam.OrthogonalizeViewUp()
-            # the main view's framing, turned, can leave the hands (and does in the narrower second view): widened
-            # until the frame's hands fit
-            widen_to_fit(cam, self._framed(), self.second.plotter.window_size)
+        cam.Azimuth(90.0)
+        cam.OrthogonalizeViewUp()
+        # the main view's framing, turned, can leave the hands (and does in the narrower second view): widened
+        # until the frame's hands fit
+        widen_to_fit(cam, self._framed(), self.second.plotter.window_size)
         self.second.plotter.reset_camera_clipping_range()
         self.second.view.request_render()
 
-    def _lead(self) -> None:
-        """While the second view shows the refinement, turning it turns the main view alike."""
-        if not self.showing_refined:
-            return
-        self.main.plotter.renderer.GetActiveCamera().DeepCopy(self.second.plotter.renderer.GetActiveCamera())
-        self.main.plotter.reset_camera_clipping_range()
-        self.main.view.request_render()
-
     def cameras(self) -> dict:
+        results = self.session.results
+        shown = [[next(i for i, r in enumerate(results) if r is s.loaded), s.refined] for s in self.shown]
         return {"main": camera_state(self.main.plotter), "second": camera_state(self.second.plotter),
+                "views": [camera_state(view.plotter) for view in self.shown_views()],
                 "preset": self.preset.currentText(), "second_preset": self.second_preset.currentText(),
-                "linked": self.link.isChecked(), "refined": self.showing_refined}
+                "linked": self.link.isChecked(), "refined": self.showing_refined, "follow": self.follow.isChecked(),
+                "shown": shown}
 
     def set_cameras(self, state: dict) -> None:
         self._fresh = False
         self.preset.setCurrentText(state.get("preset", "camera"))
         self.second_preset.setCurrentText(state.get("second_preset", "alternative"))
         self.link.setChecked(bool(state.get("linked", True)))
-        self.refined.setChecked(bool(state.get("refined", False)) and self.refined.isEnabled())
+        with QtCore.QSignalBlocker(self.follow):
+            self.follow.setChecked(bool(state.get("follow", self.follow.isChecked())))
+        results = self.session.results
+        shown = [Shown(results[i], bool(refined)) for i, refined in state.get("shown", [])
+                 if 0 <= i < len(results) and (not refined or results[i].result.refined)]
+        if shown:
+            self.results_list.set_checked(shown)
+        else:
+            self.refined.setChecked(bool(state.get("refined", False)) and self.refined.isEnabled())
         set_camera_state(self.main.plotter, state["main"])
         set_camera_state(self.second.plotter, state["second"])
+        for view, saved in zip(self.shown_views(), state.get("views", [])):
+            set_camera_state(view.plotter, saved)
+        self._framing.clear()
+        if self._compare:
+            self._anchors = self._centres(self.session.frame) or []
         self.render()
 
     def image(self) -> np.ndarray:
-        """Both views rendered side by side, RGB uint8 (what the screenshot export and the tests see)."""
-        left = self.main.view.render_image()
-        right = self.second.view.render_image()
-        height = max(left.shape[0], right.shape[0])
-        pad = [np.pad(im[..., :3], ((0, height - im.shape[0]), (0, 0), (0, 0)), constant_values=255)
-               for im in (left, right)]
-        return np.concatenate(pad, axis=1)
+        """The views on screen as laid out (side by side; two rows for four results), RGB uint8: what the
+        screenshot export and the tests see."""
+        views = self.shown_views()
+        rows = [views[:2], views[2:]] if self._compare and len(views) == 4 else [views]
+
+        def join(images: list[np.ndarray], axis: int) -> np.ndarray:
+            size = max(im.shape[1 - axis] for im in images)
+            pad = [[(0, 0), (0, 0), (0, 0)] for _ in images]
+            for im, p in zip(images, pad):
+                p[1 - axis] = (0, size - im.shape[1 - axis])
+            return np.concatenate([np.pad(im, p, constant_values=255) for im, p in zip(images, pad)], axis=axis)
+
+        return join([join([view.view.render_image()[..., :3] for view in row], 1) for row in rows], 0)
 
     def snapshot(self) -> QtGui.QImage:
         from viewer.panels.video import to_qimage
@@ -510,5 +851,5 @@ class ScenePanel(QtWidgets.QWidget):
         return to_qimage(self.image())
 
     def close_views(self) -> None:
-        self.main.view.release()
-        self.second.view.release()
+        for view in self.hand_views:
+            view.view.release()
