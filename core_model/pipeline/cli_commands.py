@@ -107,6 +107,8 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
         raise ValueError(f"--batch: expected a positive number of windows, got {args.batch}")
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads: expected a positive number of threads, got {args.threads}")
+    if args.detect_workers is not None and args.detect_workers < 1:
+        raise ValueError(f"--detect-workers: expected a positive number of processes, got {args.detect_workers}")
     roi = parse_roi(args.roi) if args.roi else None
     device = pick_device(args.device) if args.device else pick_device()
     model, preset, ckpt_hash = load_run_model(args.checkpoint, args.hand_model, device, args.untrained)
@@ -121,7 +123,8 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
 
         refine = RefineConfig()
     run = reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash, roi=roi,
-                      batch=args.batch, device=device, refine=refine, refine_threads=args.threads)
+                      batch=args.batch, device=device, refine=refine, refine_threads=args.threads,
+                      detect_workers=args.detect_workers)
     # Process-wide torch settings go back as they were afterwards (the CLI may be called in-process).
     with contextlib.closing(run), torch.no_grad(), _restored(lambda: torch.set_num_threads(threads)):
         for event in run:
@@ -174,6 +177,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads on the CPU (default: the cores but one, which decodes the next frames; "
                         "--refine's fit, after the last frame, every core)")
+    p.add_argument("--detect-workers", type=int, default=None, metavar="N",
+                   help="processes that decode and detect hands in segments of the video (default: one per usable "
+                        "core, and 1 (this process) on two cores or fewer, where more were measured no faster)")
     p.add_argument("--refine", action="store_true",
                    help="fit the network's hands to the detector's landmarks (test-time refinement); stores "
                         "refined_* beside the network's result")
