@@ -4,6 +4,7 @@ seek that lands elsewhere."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -53,7 +54,7 @@ def regions(video, workers: int) -> HandRegions:
 def test_segments_cover_every_frame_in_order(frames, workers):
     segments = plan_segments(frames, workers)
     assert segments[0][0] == 0 and segments[-1][1] is None
-    assert all(stop == start for (_, stop), (start, _) in zip(segments, segments[1:]))
+    assert all(stop == start for (_, stop), (start, _) in itertools.pairwise(segments))
     assert len(segments) == max(1, min(workers, frames // 60))
     if len(segments) > 1:
         sizes = [stop - start for start, stop in segments[:-1]] + [frames - segments[-1][0]]
@@ -125,7 +126,7 @@ def test_workers_agree_with_the_sequential_pass_on_the_demo_clip():
 def test_a_workers_error_reaches_the_caller(tmp_path):
     missing = tmp_path / "gone.mp4"
     info = VideoInfo(missing, "video", 30.0, 200, 64, 48)
-    with pytest.raises(FileNotFoundError, match="gone.mp4"):
+    with pytest.raises(FileNotFoundError, match=r"gone\.mp4"):
         list(detect_in_workers(missing, info, plan_segments(200, 2)))
 
 
