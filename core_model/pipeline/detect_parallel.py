@@ -45,8 +45,9 @@ WARMUP = 15
 """Frames a worker detects before its segment and drops, so that its tracker has found the hands by the first frame
 it keeps (half a second at 30 frames/s; see BENCHMARKS.md "Parallel hand detection" for 0, 15 and 30)."""
 MIN_SEGMENT = 60
-"""Frames a worker keeps at least: a worker costs about a second to start (a process, OpenCV, MediaPipe's native
-library and models) and ``warmup`` frames detected twice; shorter segments cost more than they save."""
+"""Frames a worker detects at least, its warm-up included: a worker costs a second or two to start here (a process,
+OpenCV, MediaPipe's native library and models) and ``warmup`` frames detected twice; shorter segments cost more than
+they save."""
 PROGRESS_EVERY = 8
 """Frames between a worker's progress messages."""
 THUMB = 24
@@ -67,8 +68,8 @@ def plan_segments(frames: int, workers: int, warmup: int = WARMUP, min_segment: 
                   ) -> list[tuple[int, int | None]]:
     """The (start, stop) frame ranges ``frames`` frames are cut into for ``workers`` processes, in order, together
     covering every frame; the last stop is None (to the end of the file, whatever its container announced). Fewer
-    segments when each would keep under ``min_segment`` frames; one (the sequential pass) for ``workers`` <= 1. The
-    first segment is ``warmup`` frames longer than the others, which detect that many before theirs."""
+    segments where a worker would detect under ``min_segment`` frames; one (the sequential pass) for ``workers`` <= 1.
+    The first segment is ``warmup`` frames longer than the others, which detect that many before theirs."""
     if workers < 1:
         raise ValueError(f"workers: expected a positive number of processes, got {workers}")
     if warmup < 0:
