@@ -179,7 +179,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "--refine's fit, after the last frame, every core)")
     p.add_argument("--detect-workers", type=int, default=None, metavar="N",
                    help="processes that decode and detect hands in segments of the video (default: one per usable "
-                        "core, and 1 (this process) on two cores or fewer, where more were measured no faster)")
+                        "core, and 1 (this process) on two cores or fewer, where 2 gain 1.1-1.5x on an idle machine "
+                        "but lose under load from other processes)")
     p.add_argument("--refine", action="store_true",
                    help="fit the network's hands to the detector's landmarks (test-time refinement); stores "
                         "refined_* beside the network's result")

@@ -59,8 +59,9 @@ seek may differ by a rounding from decoding straight through, a neighbouring fra
 
 def default_workers(cores: int) -> int:
     """Detection processes for a machine with ``cores`` usable cores: one (this process, no worker) on two cores or
-    fewer, where the sequential pass already keeps both busy (decoding in a thread beside MediaPipe) and workers
-    were measured no faster (BENCHMARKS.md "Parallel hand detection"); else one per core."""
+    fewer, where two workers were measured 1.1-1.5x faster on a quiet machine but up to 25 % slower while other
+    processes loaded it (BENCHMARKS.md "Parallel hand detection"), and the pass must never be slower than the
+    sequential one; else one per core."""
     return 1 if cores <= 2 else cores
 
 
