@@ -1,6 +1,7 @@
 """Video -> result file, end to end and per stage, with peak memory; two-hand shares on the real clips.
 
     python benchmarks/pipeline.py [--seconds 20] [--minutes 10] [--size 1280x720] [--real DIR] [--no-long]
+                                  [--detect-workers N] [--gpu-only]
 
 Each case runs ``core_model.pipeline.run.reconstruct`` (what ``interhand run`` runs) in a fresh process, so that
 its peak resident memory (``VmHWM``) is its own; the stages time themselves (``core_model.timing``):
@@ -10,7 +11,10 @@ its peak resident memory (``VmHWM``) is its own; the stages time themselves (``c
 - each real clip in ``--real`` (default ``../shared/real-media`` when it exists): frames/s, and the share of frames
   with both hands reconstructed beside the share where MediaPipe alone sees two hands (and labels them one Left,
   one Right);
-- with CUDA: the paper preset on the GPU, the model alone (bf16 autocast, batched windows) and end to end.
+- with CUDA: the paper preset on the GPU, the model alone (bf16 autocast, batched windows) and end to end;
+  ``--gpu-only`` runs only these (on the GPU machine, where the lite preset's ImageNet weights are not installed).
+
+``--detect-workers``: processes for pass 1 (``interhand run --detect-workers``; default: from the usable cores).
 
 The synthetic clips (written with OpenCV, mp4v, into a temporary folder) show skin-coloured shapes moving over a
 textured background. MediaPipe finds no hand in them, so the run uses a manual region (``--roi``) and every frame
@@ -19,7 +23,8 @@ runs its palm detector on every frame when it tracks no hand: its dearest case),
 per frame and the temporal part per window), blend, hand model (posing the blended parameters), penetration, write.
 Times per stage are seconds summed over the run, shown as ms per frame and as the frames/s the stage alone allows;
 decode and crop run in a background thread (``pipeline.prefetch``) and overlap the other stages, so the stages
-add up to more than the end-to-end time.
+add up to more than the end-to-end time. With detection in worker processes, pass 1's decode and detect are the
+workers' seconds summed (processor time across them, not wall time).
 """
 
 from __future__ import annotations
@@ -105,7 +110,8 @@ def run_case(case: dict) -> dict:
     result = None
     for event in reconstruct(case["video"], case["output"], model, model_preset=case["preset"],
                              roi=parse_roi(case["roi"]) if case.get("roi") else None, batch=case["batch"],
-                             device=device, autocast=autocast, timer=timer):
+                             device=device, autocast=autocast, timer=timer,
+                             detect_workers=case.get("detect_workers")):
         if event.stage == "done":
             result = event.result
     if device.type == "cuda":
@@ -149,7 +155,8 @@ def model_alone(preset: str, batch: int, device: str = "cuda", steps: int = 20) 
 
 def worker(argv: list[str]) -> int:
     case = json.loads(argv[0])
-    result = model_alone(case["preset"], case["batch"], case["device"]) if case.get("model_alone") else run_case(case)
+    result = (model_alone(case["preset"], case["batch"], case["device"], case.get("steps", 20))
+              if case.get("model_alone") else run_case(case))
     print("RESULT " + json.dumps(result))
     return 0
 
@@ -159,7 +166,8 @@ def worker(argv: list[str]) -> int:
 
 def spawn(case: dict) -> dict:
     """Run one case in a fresh process (its own peak RSS)."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]  # keep the caller's too
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True,
                           env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -213,21 +221,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL if DEFAULT_REAL.is_dir() else None,
                         help="folder of real clips (*.mp4) to run and report two-hand shares on")
     parser.add_argument("--no-long", action="store_true", help="skip the long clip")
+    parser.add_argument("--detect-workers", type=int, default=None,
+                        help="processes for hand detection (default: interhand run's, from the usable cores)")
+    parser.add_argument("--gpu-only", action="store_true",
+                        help="only the paper preset on CUDA (fails without CUDA)")
+    parser.add_argument("--paper-device", default="cuda",
+                        help="device of the paper-preset cases (cpu: to try them here, with a small --paper-batch)")
+    parser.add_argument("--paper-batch", type=int, default=32, help="windows per batch of the paper-preset cases")
+    parser.add_argument("--paper-steps", type=int, default=20, help="timed batches of the model alone")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     import torch
 
     print(machine(), flush=True)
-    lite = {"preset": "lite", "device": "cpu", "batch": args.batch, "threads": args.threads}
+    paper_here = args.paper_device == "cpu" or torch.cuda.is_available()
+    if args.gpu_only and not paper_here:
+        print("--gpu-only: torch sees no CUDA device")
+        return 1
+    lite = {"preset": "lite", "device": "cpu", "batch": args.batch, "threads": args.threads,
+            "detect_workers": args.detect_workers}
     with tempfile.TemporaryDirectory(prefix="interhand-bench-") as tmp:
         tmp = Path(tmp)
         short = write_clip(tmp / "short.mp4", args.seconds, size)
-        r = spawn({**lite, "video": str(short), "output": str(tmp / "short.npz"), "roi": roi_for(size)})
-        print(f"\n### Lite preset, CPU, synthetic {size[0]}x{size[1]} clip, {r['frames']} frames (manual region)\n")
-        print(f"startup (imports, model) {r['startup_s']:.1f} s; peak RSS {r['rss_mb']:.0f} MB; torch threads "
-              f"{r['torch_threads']}\n")
-        print("| clip | stage | ms/frame | frames/s |\n| --- | --- | --- | --- |")
-        print("\n".join(stage_rows("synthetic 720p", r)), flush=True)
+        if args.gpu_only:
+            args.real, args.no_long = None, True
+        r = None if args.gpu_only else spawn({**lite, "video": str(short), "output": str(tmp / "short.npz"),
+                                              "roi": roi_for(size)})
+        if r is not None:
+            print(f"\n### Lite preset, CPU, synthetic {size[0]}x{size[1]} clip, {r['frames']} frames (manual region)\n")
+            print(f"startup (imports, model) {r['startup_s']:.1f} s; peak RSS {r['rss_mb']:.0f} MB; torch threads "
+                  f"{r['torch_threads']}\n")
+            print("| clip | stage | ms/frame | frames/s |\n| --- | --- | --- | --- |")
+            print("\n".join(stage_rows("synthetic 720p", r)), flush=True)
 
         if args.real is not None and not args.real.is_dir():
             print(f"\n(no real clips: {args.real} is not a folder)")
@@ -243,15 +268,18 @@ def main(argv: list[str] | None = None) -> int:
                       f"{s.get('detector_left_right', float('nan')):.1%} | {r['frames'] / r['run_s']:.1f} | "
                       f"{r['rss_mb']:.0f} |", flush=True)
 
-        if torch.cuda.is_available():
-            paper = {"preset": "paper", "device": "cuda", "batch": 32, "bf16": True}
-            alone = spawn({**paper, "model_alone": True})
+        if paper_here:
+            paper = {"preset": "paper", "device": args.paper_device, "batch": args.paper_batch, "bf16": True,
+                     "detect_workers": args.detect_workers}
+            alone = spawn({**paper, "model_alone": True, "steps": args.paper_steps})
             r = spawn({**paper, "video": str(short), "output": str(tmp / "paper.npz"), "roi": roi_for(size)})
-            print("\n### Paper preset, CUDA, bf16 autocast, 32 windows per batch\n")
+            print(f"\n### Paper preset, {args.paper_device}, bf16 autocast, {args.paper_batch} windows per batch, "
+                  f"synthetic {size[0]}x{size[1]} clip of {r['frames']} frames (manual region), detection "
+                  f"workers: {args.detect_workers or 'default'}\n")
             print(f"model alone: {alone['forward']:.0f} frames/s (STCNet.forward, every window slot), "
                   f"{alone['encode+head']:.0f} frames/s (encoder once per frame + temporal part)\n")
             print("| clip | stage | ms/frame | frames/s |\n| --- | --- | --- | --- |")
-            print("\n".join(stage_rows("synthetic 720p, paper on CUDA", r)), flush=True)
+            print("\n".join(stage_rows(f"synthetic 720p, paper on {args.paper_device}", r)), flush=True)
 
         if not args.no_long:
             start = time.perf_counter()

@@ -52,7 +52,7 @@ def fake_regions(n: int = N) -> HandRegions:
 @pytest.fixture
 def detected(monkeypatch):
     """The detector's pass replaced by :func:`fake_regions`."""
-    def detect_regions(video, roi=None, cancel=None, timer=None, witness=None):
+    def detect_regions(video, roi=None, cancel=None, timer=None, witness=None, workers=None):
         yield run_module.RunEvent("detect", N, N)
         yield fake_regions()
 

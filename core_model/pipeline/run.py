@@ -33,6 +33,7 @@ from core_model.geometry.interpenetration import HandMeshes, detect_interpenetra
 from core_model.network.landmarks import landmark_input
 from core_model.network.windowed import Frame, plan_windows, run_windows
 from core_model.pipeline.detect import MediaPipeHandDetector, Witness, detect_frames
+from core_model.pipeline.detect_parallel import Detections, default_workers, detect_in_workers, plan_segments
 from core_model.pipeline.prefetch import Prefetch
 from core_model.pipeline.region import (
     HandRegions,
@@ -42,7 +43,7 @@ from core_model.pipeline.region import (
     regions_from_roi,
 )
 from core_model.pipeline.store import FrameStore
-from core_model.pipeline.video import open_source
+from core_model.pipeline.video import ImageFolderSource, VideoFileSource, open_source
 from core_model.pipeline.witness import MASK_SIZE
 from core_model.results import (
     FRAME_ARRAYS,
@@ -95,28 +96,51 @@ class RunEvent:
 
 def detect_regions(video: str | os.PathLike[str], roi: tuple[float, float, float, float] | None = None,
                    cancel: Callable[[], bool] | None = None, timer: StageTimer | None = None,
-                   witness: Witness | None = None) -> Iterator[RunEvent | HandRegions]:
-    """Pass 1: yields RunEvent('detect') per frame, then the HandRegions. ``timer``: seconds of the ``decode``,
-    ``detect`` and ``witness`` stages. ``witness``: completes MediaPipe's hands (``pipeline.witness``)."""
-    with open_source(video) as source, MediaPipeHandDetector() as detector:
+                   witness: Witness | None = None, workers: int | None = None) -> Iterator[RunEvent | HandRegions]:
+    """Pass 1: yields RunEvent('detect') as frames are done, then the HandRegions. ``timer``: seconds of the
+    ``decode``, ``detect`` and ``witness`` stages. ``witness``: completes MediaPipe's hands (``pipeline.witness``;
+    it runs in this process, so pass 1 does too). ``workers``: processes that decode and detect segments of the
+    video (``detect_parallel.py``; None: :func:`~core_model.pipeline.detect_parallel.default_workers` of the
+    usable cores; 1: this process alone, decoding in a thread beside the detector)."""
+    with open_source(video) as source:
         info = source.info
-        frames = []
-        stream = timer.iterate("decode", source) if timer is not None else source
-        with Prefetch(stream, depth=2, name="decode") as decoded:  # decoding overlaps detection
-            for index, hands in detect_frames(decoded, detector, info.fps, timer=timer, witness=witness):
-                frames.append(hands)
-                if index % 32 == 0:
-                    check_cancel(cancel, f"cancelled while detecting hands (frame {index})")
-                yield RunEvent("detect", index + 1, info.frame_count)
-        if source.stop_reason:
-            log.warning(source.stop_reason)
-            yield RunEvent("detect", len(frames), len(frames), message=source.stop_reason)
-        elif len(frames) != info.frame_count:  # the container's count was an estimate: end the bar at 100 %
-            yield RunEvent("detect", len(frames), len(frames))
+        workers = 1 if witness is not None else default_workers(usable_cores()) if workers is None else workers
+        detected = None
+        segments = plan_segments(info.frame_count, workers)
+        if len(segments) > 1:
+            for item in detect_in_workers(video, info, segments, cancel=cancel, timer=timer):
+                if isinstance(item, int):
+                    yield RunEvent("detect", min(item, info.frame_count), info.frame_count)
+                else:
+                    detected = item
+        if detected is None:
+            detected = yield from _detect_here(source, cancel, timer, witness)
+    frames = detected.frames
+    if detected.stop_reason:
+        log.warning(detected.stop_reason)
+        yield RunEvent("detect", len(frames), len(frames), message=detected.stop_reason)
+    elif len(frames) != info.frame_count:  # the container's count was an estimate: end the bar at 100 %
+        yield RunEvent("detect", len(frames), len(frames))
     regions = regions_from_detections(frames, info.fps, info.width, info.height)
     if roi is not None:
         regions = regions_from_roi(len(frames), roi, info.width, info.height, detections=regions)
     yield regions
+
+
+def _detect_here(source: VideoFileSource | ImageFolderSource, cancel: Callable[[], bool] | None,
+                 timer: StageTimer | None, witness: Witness | None = None) -> Iterator[RunEvent]:
+    """Pass 1 in this process: one detector (and ``witness``) over every frame, decoding in a thread beside it;
+    returns the :class:`Detections`."""
+    frames = []
+    with MediaPipeHandDetector() as detector:
+        stream = timer.iterate("decode", source) if timer is not None else source
+        with Prefetch(stream, depth=2, name="decode") as decoded:  # decoding overlaps detection
+            for index, hands in detect_frames(decoded, detector, source.info.fps, timer=timer, witness=witness):
+                frames.append(hands)
+                if index % 32 == 0:
+                    check_cancel(cancel, f"cancelled while detecting hands (frame {index})")
+                yield RunEvent("detect", index + 1, source.info.frame_count)
+    return Detections(frames, source.stop_reason)
 
 
 def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], model: torch.nn.Module, *,
@@ -125,7 +149,8 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 cancel: Callable[[], bool] | None = None, autocast: torch.dtype | None = None,
                 encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None,
                 refine_threads: int | None = None, witness: Witness | None = None,
-                detected: Iterable[RunEvent | HandRegions] | None = None) -> Iterator[RunEvent]:
+                detected: Iterable[RunEvent | HandRegions] | None = None, detect_workers: int | None = None
+                ) -> Iterator[RunEvent]:
     """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``: detect,
     infer, optionally refine, write (the steps of :class:`_Run`).
 
@@ -145,13 +170,14 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     ``detected``: pass 1 already done elsewhere (``interhand batch`` detects the next videos while the model works
     on this one): what :func:`detect_regions` yielded for this video, ``roi`` and ``witness``, the regions last;
     the events that carry a message (a damaged file's stop) must be among them, the per-frame ones may be left
-    out."""
+    out. ``detect_workers``: processes for pass 1 (:func:`detect_regions`' ``workers``; None: from the usable
+    cores)."""
     output = Path(output)
     if output.suffix != ".npz":
         raise ValueError(f"output: a result file ends in .npz, got {output.name}")
     check_output_folder(output)  # before minutes of work, not after
     run = _Run(video, output, model, cancel=cancel, timer=timer)
-    yield from run.detect(roi, witness, detected)
+    yield from run.detect(roi, witness, detected, detect_workers)
     created = _make_folders(output.parent)
     saved = False
     try:
@@ -196,11 +222,14 @@ class _Run:
         self.symbols = {"V": hand_model.num_vertices, "H": model.config.feature_sizes[0]}
 
     def detect(self, roi: tuple[float, float, float, float] | None, witness: Witness | None,
-               detected: Iterable[RunEvent | HandRegions] | None = None) -> Iterator[RunEvent]:
+               detected: Iterable[RunEvent | HandRegions] | None = None, workers: int | None = None
+               ) -> Iterator[RunEvent]:
         """Pass 1: the detector (and ``witness``) over every frame, then the regions to crop (``roi``: a fixed
-        one); ``detected``: pass 1's items made elsewhere (see :func:`reconstruct`)."""
+        one); ``detected``: pass 1's items made elsewhere (see :func:`reconstruct`); ``workers``: detection
+        processes (see :func:`detect_regions`)."""
         self.witness = witness
-        items = detect_regions(self.video, roi, self.cancel, self.timer, witness) if detected is None else detected
+        items = (detect_regions(self.video, roi, self.cancel, self.timer, witness, workers) if detected is None
+                 else detected)
         for item in items:
             if isinstance(item, HandRegions):
                 self.regions = item

@@ -138,18 +138,30 @@ class VideoFileSource:
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
         """(index, RGB uint8 frame) from the first frame to the last readable one."""
-        self._rewind()
+        return self.frames()
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, RGB uint8 frame) from ``start`` up to ``stop`` (None: the last readable frame): one seek, then
+        sequential decoding (one segment of the video for parallel hand detection). Fewer when the file ends
+        first: where that is damage, not the end announced, ``stopped_at`` / ``stop_reason`` say so."""
+        if start < 0 or (stop is not None and stop < start):
+            raise ValueError(f"start, stop: expected 0 <= start <= stop, got {start}, {stop}")
+        if start == 0:
+            self._rewind()
+        elif start != self._pos:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+            self._pos = start
         self.stopped_at = self.stop_reason = None
-        index = 0
-        while (frame := self._grab()) is not None:
+        index = start
+        while stop is None or index < stop:
+            frame = self._grab()
+            if frame is None:
+                reason = truncation_reason(self.path.name, index, self.info.frame_count)
+                if reason:
+                    self.stopped_at, self.stop_reason = index, reason
+                return
             yield index, frame
             index += 1
-        expected = self.info.frame_count
-        # Containers often over-count by a frame or two (edit lists, B-frame delay); a larger shortfall is damage.
-        if index < expected - max(2, expected // 100):
-            self.stopped_at = index
-            self.stop_reason = (f"{self.path.name}: decoding stopped after frame {index - 1} of the {expected} the "
-                                "file announces (truncated or damaged); the frames before it were used")
 
     def read(self, index: int) -> np.ndarray:
         """Frame ``index`` (random access, for the viewer); IndexError past the last readable frame. Reading
@@ -167,6 +179,16 @@ class VideoFileSource:
             raise IndexError(f"index: frame {index} cannot be read from {self.path.name} "
                              f"({self.info.frame_count} announced)")
         return frame
+
+
+def truncation_reason(name: str, frames_read: int, expected: int) -> str | None:
+    """Why decoding ``name`` stopped after ``frames_read`` of the ``expected`` frames its container announces, or
+    None when that is its end: containers often over-count by a frame or two (edit lists, B-frame delay); a larger
+    shortfall is damage."""
+    if frames_read < expected - max(2, expected // 100):
+        return (f"{name}: decoding stopped after frame {frames_read - 1} of the {expected} the file announces "
+                "(truncated or damaged); the frames before it were used")
+    return None
 
 
 def _natural_key(path: Path) -> list[object]:
@@ -223,7 +245,15 @@ class ImageFolderSource:
         return frame
 
     def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
-        for index in range(len(self.files)):
+        return self.frames()
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) from ``start`` up to ``stop`` (None: the last image); stops at an unreadable image, and
+        ``stopped_at`` / ``stop_reason`` say which (see :meth:`VideoFileSource.frames`)."""
+        if start < 0 or (stop is not None and stop < start):
+            raise ValueError(f"start, stop: expected 0 <= start <= stop, got {start}, {stop}")
+        self.stopped_at = self.stop_reason = None
+        for index in range(start, len(self.files) if stop is None else min(stop, len(self.files))):
             try:
                 frame = self.read(index)
             except VideoError as exc:
