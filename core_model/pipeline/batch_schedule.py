@@ -80,7 +80,7 @@ def detect_job(job: Job, roi: tuple[float, float, float, float] | None, report: 
     start = time.perf_counter()
     items: list = []
     try:
-        for item in detect_regions(job.video, roi, cancel):
+        for item in detect_regions(job.video, roi, cancel, workers=1):  # the batch runs several of these at once
             if isinstance(item, HandRegions) or item.message:
                 items.append(item)
             elif report is not None:
