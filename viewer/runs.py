@@ -53,7 +53,10 @@ class Runs(WindowPart):
         window.model_label.setText(f"Hand model: {hand_model}")
         # Python's cyclic GC runs a full collection over every live object (torch, VTK, Qt wrappers: a big
         # heap) while holding the GIL; triggered in the worker by the model's construction it froze this thread
-        # for 150-400 ms. Objects alive now are long-lived: move them out of the collector's reach.
+        # for 150-400 ms. What is alive now is out of the collector's reach while the run goes on, and back
+        # within it when the run ends (_ended): frozen objects are never collected, and garbage frozen with them
+        # (a closed window's Python half) would otherwise live until the interpreter's exit, where shiboken no
+        # longer clears weak references to the wrappers it frees (a segfault at exit, see viewer.app).
         gc.freeze()
         window.job_runner.start(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", window),
                                 self._on_events, repaint=True, on_end=self._ended)
@@ -103,7 +106,9 @@ class Runs(WindowPart):
                             settings.output)
 
     def _ended(self) -> None:
-        """The run's job ended: a result it left unfinished (cancelled or failed mid-run) leaves the session."""
+        """The run's job ended: a result it left unfinished (cancelled or failed mid-run) leaves the session, and
+        what ``start`` froze is the collector's again."""
         if self._stream is not None and not self._stream.ready.all():
             self.session.remove_result(self._stream)
         self._stream = None
+        gc.unfreeze()
