@@ -237,8 +237,10 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def save_result(result: Reconstruction, path: str | os.PathLike[str], compress: bool = True) -> Path:
-    """Validate and write ``result`` to ``path`` (``.npz``) atomically: a crash or Ctrl-C leaves no partial file."""
+def save_result(result: Reconstruction, path: str | os.PathLike[str], compress: bool = True,
+                scratch: str | os.PathLike[str] | None = None) -> Path:
+    """Validate and write ``result`` to ``path`` (``.npz``) atomically: a crash or Ctrl-C leaves no partial file.
+    ``scratch``: the folder of the temporary file (default beside ``path``; on the same file system)."""
     target = Path(path)
     if target.suffix != ".npz":
         raise ValueError(f"path: a result file ends in .npz, got {target.name}")
@@ -247,7 +249,7 @@ def save_result(result: Reconstruction, path: str | os.PathLike[str], compress: 
     meta["format"] = FORMAT
     payload = {"meta": np.array(json.dumps(meta))}
     payload.update(result.arrays())
-    with atomic_path(target) as tmp:
+    with atomic_path(target, scratch) as tmp:
         _write_npz(tmp, payload, compress)
     return target
 

@@ -53,7 +53,8 @@ EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Reconstruct a video into a result file. Exit status 0, 2 (bad input: nothing written), 3 (a damaged or
-    truncated video: the result holds the frames before the damage) or 130 (Ctrl-C: nothing written)."""
+    truncated video: the result holds the frames before the damage) or 130 (Ctrl-C: nothing written). A run
+    killed without a word (SIGKILL, power cut) continues where it stood when the same command is run again."""
     bar = ProgressBar()
     previous = _terminate_like_ctrl_c()
     try:
@@ -121,7 +122,8 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
 
         refine = RefineConfig()
     run = reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash, roi=roi,
-                      batch=args.batch, device=device, refine=refine, refine_threads=args.threads)
+                      batch=args.batch, device=device, refine=refine, refine_threads=args.threads,
+                      resume=not args.restart)
     # Process-wide torch settings go back as they were afterwards (the CLI may be called in-process).
     with contextlib.closing(run), torch.no_grad(), _restored(lambda: torch.set_num_threads(threads)):
         for event in run:
@@ -135,6 +137,9 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
                 if "refine" in event.result.meta.extra:
                     print(_refine_summary(event.result.meta.extra["refine"]))
             else:
+                if event.note:
+                    bar.end()
+                    print(f"interhand run: {event.note}", file=sys.stderr)
                 if event.message:
                     bar.end()
                     stopped = event.message
@@ -174,6 +179,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads on the CPU (default: the cores but one, which decodes the next frames; "
                         "--refine's fit, after the last frame, every core)")
+    p.add_argument("--restart", action="store_true",
+                   help="start again even if a killed run of the same video, result file, model and settings left "
+                        "its finished windows (by default the run continues from them)")
     p.add_argument("--refine", action="store_true",
                    help="fit the network's hands to the detector's landmarks (test-time refinement); stores "
                         "refined_* beside the network's result")
