@@ -59,20 +59,24 @@ def arrays_of(path: Path) -> dict[str, np.ndarray]:
         return {name: data[name] for name in data.files if name != "meta"}
 
 
-def test_a_killed_run_continues_and_writes_what_an_uninterrupted_run_writes(tmp_path, run_inputs):
+@pytest.mark.parametrize("kill_at", ["model", "refine"])
+def test_a_killed_run_continues_and_writes_what_an_uninterrupted_run_writes(tmp_path, run_inputs, kill_at):
+    """Killed with 40 % of the windows run, or once every window has run (while refining): the same command
+    continues from its last checkpoint and the result's arrays are the uninterrupted run's, bit for bit."""
+    extra = ["--refine"] if kill_at == "refine" else []
     whole = tmp_path / "whole" / "r.npz"
-    done = subprocess.run(command(run_inputs, whole), cwd=REPO, env=ENV, capture_output=True, text=True,
+    done = subprocess.run(command(run_inputs, whole) + extra, cwd=REPO, env=ENV, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr
 
     out = tmp_path / "killed" / "r.npz"
-    proc = subprocess.Popen(command(run_inputs, out), cwd=REPO, env=ENV, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command(run_inputs, out) + extra, cwd=REPO, env=ENV, stderr=subprocess.PIPE, text=True)
     lines = []
     try:
         for line in proc.stderr:  # non-tty progress: "model: 40% (20/49)" lines, one per 10 %
             lines.append(line)
-            match = re.match(r"model: (\d+)% ", line)
-            if match and int(match.group(1)) >= 40:
+            match = re.match(r"(model|refine): (\d+)% ", line)
+            if match and match.group(1) == kill_at and (kill_at == "refine" or int(match.group(2)) >= 40):
                 proc.send_signal(signal.SIGKILL)
                 break
         proc.wait(timeout=60)
@@ -83,15 +87,16 @@ def test_a_killed_run_continues_and_writes_what_an_uninterrupted_run_writes(tmp_
     parts = [p for p in out.parent.iterdir() if p.name.endswith(".parts")]
     assert len(parts) == 1 and not out.exists()
     record = json.loads((parts[0] / "run.json").read_text())
-    assert 0 < record["progress"]["windows_done"] < record["progress"]["windows_total"]
+    done_windows, total = record["progress"]["windows_done"], record["progress"]["windows_total"]
+    assert 0 < done_windows < total if kill_at == "model" else done_windows == total
 
     started = time.monotonic()
-    again = subprocess.run(command(run_inputs, out), cwd=REPO, env=ENV, capture_output=True, text=True,
+    again = subprocess.run(command(run_inputs, out) + extra, cwd=REPO, env=ENV, capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0, again.stderr
     assert "continuing an interrupted run (parts in" in again.stderr  # pass 1 was not run again
     match = re.search(r"continuing an interrupted run: (\d+) of (\d+) windows", again.stderr)
-    assert match and 0 < int(match.group(1)) < int(match.group(2)), again.stderr
+    assert match and (int(match.group(1)), int(match.group(2))) == (done_windows, total), again.stderr
     assert again.stderr.count("detect:") == 1  # one line at 100 %: no frame went through the detector again
     assert sorted(p.name for p in out.parent.iterdir()) == ["r.npz"]  # parts folder and temporary file gone
     assert time.monotonic() - started < 600
@@ -103,6 +108,9 @@ def test_a_killed_run_continues_and_writes_what_an_uninterrupted_run_writes(tmp_
                                                                           equal_nan=True), name
     meta_a, meta_b = load_result(whole).meta, load_result(out).meta
     meta_a.created = meta_b.created
+    if kill_at == "refine":
+        assert set(expected) >= {"refined_vertices", "refined_gate"}
+        meta_a.extra["refine"]["seconds"] = meta_b.extra["refine"]["seconds"]
     assert meta_a == meta_b
     with zipfile.ZipFile(out) as archive:
         assert "window_frames.npy" in archive.namelist()

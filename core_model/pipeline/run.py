@@ -217,7 +217,6 @@ class _Run:
         self.window_frames: list[tuple[int, int]] = []
         self.refine_meta: dict[str, object] | None = None
         self.meshes: HandMeshes | None = None  # the closed meshes the inside test needs, made by ``infer``
-        self.resumed_windows: dict[str, np.ndarray] | None = None  # the windows store's rows a checkpoint had
         self.overlap = 0
         self.fps = 0.0
         self.image_size = (0, 0)
@@ -321,8 +320,8 @@ class _Run:
 
     def _resume_point(self, store: FrameStore, total: int, batch: int) -> WindowsState | None:
         """The windowed inference's state an interrupted run checkpointed, with the stores' rows it had finished
-        (restored into ``store`` and, for the attention maps, kept for when their store is made); None to start
-        at the first window."""
+        (restored into ``store`` and into the attention maps' store, made here); None to start at the first
+        window."""
         checkpoint = self.parts.checkpoint() if self.parts is not None else None
         if checkpoint is None:
             return None
@@ -337,13 +336,19 @@ class _Run:
                 raise ValueError(f"{checkpoint['windows_total']} windows planned, {total} now")
             store.restore_written({k: v.numpy() for k, v in checkpoint["written"]["frames"].items()})
             windows = checkpoint["written"].get("windows")
-            self.resumed_windows = {k: v.numpy() for k, v in windows.items()} if windows else None
             self.window_frames = [tuple(span) for span in checkpoint["window_frames"].tolist()]
+            if windows:  # the attention maps' store, made now: no window may be left to run that would make it
+                rows = {name: (tuple(shape), np.float32) for name, shape in checkpoint["window_rows"].items()}
+                self.stores["windows"] = self._store("windows", total, rows)
+                self.stores["windows"].restore_written({k: v.numpy() for k, v in windows.items()})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("%s: its checkpoint does not fit this run (%s); running every window again",
                         self.parts.folder, exc)
             store.restore_written({k: np.zeros(len(v), bool) for k, v in store.written().items()})
-            self.resumed_windows, self.window_frames = None, []
+            self.window_frames = []
+            windows_store = self.stores.pop("windows", None)
+            if windows_store is not None:
+                windows_store.close()
             return None
         log.info("continuing an interrupted run at window %d of %d", state.next_window, total)
         return state
@@ -358,6 +363,8 @@ class _Run:
             "window_frames": torch.tensor(self.window_frames, dtype=torch.int64).reshape(-1, 2),
             "written": {kind: {name: torch.from_numpy(mask) for name, mask in self.stores[kind].written().items()}
                         for kind in ("frames", "windows") if kind in self.stores},
+            "window_rows": {name: list(shape) for name, (shape, _) in self.stores["windows"].rows.items()}
+            if "windows" in self.stores else {},
             "state": {"next_window": state.next_window, "last_read": state.last_read, "placed": state.placed,
                       "features": state.features,
                       "sums": {f: {k: torch.from_numpy(v) for k, v in acc.items()} for f, acc in state.sums.items()},
@@ -387,8 +394,6 @@ class _Run:
             if store is None:
                 store = self.stores["windows"] = self._store("windows", total, {
                     k: (maps[k].shape, np.float32) for k in ("mhsa_attention", "mhca_attention") if k in maps})
-                if self.resumed_windows is not None:
-                    store.restore_written(self.resumed_windows)
             store.write("mhsa_attention", [len(self.window_frames)], maps["mhsa_attention"][None])
             if "mhca_attention" in maps and "mhca_attention" in store.names:
                 store.write("mhca_attention", [len(self.window_frames)], maps["mhca_attention"][None])

@@ -81,6 +81,11 @@ class FrameStore:
     def names(self) -> list[str]:
         return list(self._files)
 
+    @property
+    def rows(self) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """Each array's row shape and dtype (what the constructor took)."""
+        return {name: (row_shape, dtype) for name, (_, _, _, dtype, row_shape) in self._files.items()}
+
     def write(self, name: str, frames: np.ndarray, values: np.ndarray) -> None:
         """Rows ``values`` [F, *row_shape] of frames ``frames`` [F] (any order; consecutive frames go in one write)."""
         handle, offset, row_bytes, dtype, row_shape = self._files[name]
