@@ -62,8 +62,12 @@ class Runs(WindowPart):
         # (a closed window's Python half) would otherwise live until the interpreter's exit, where shiboken no
         # longer clears weak references to the wrappers it frees (a segfault at exit, see viewer.app).
         gc.freeze()
-        window.job_runner.start(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", window),
-                                self._on_events, repaint=True, on_end=self._ended)
+        try:
+            window.job_runner.start(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", window),
+                                    self._on_events, repaint=True, on_end=self._ended)
+        except BaseException:  # no run started (another job runs): nothing will unfreeze but this
+            gc.unfreeze()
+            raise
 
     def dialog(self) -> None:
         """Run ▸ Reconstruct video…: ask for the settings (and, when a killed run of them left its work, whether
