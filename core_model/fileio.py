@@ -10,15 +10,17 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block finishes.
+def atomic_path(path: str | os.PathLike[str], scratch: str | os.PathLike[str] | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (or in ``scratch``, a folder on the same file system); it replaces
+    ``path`` only if the block finishes.
 
     The temporary file keeps the target's suffix, because writers such as ``numpy.savez`` and trimesh choose
     the format from it.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix,
+                                    dir=target.parent if scratch is None else scratch)
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)

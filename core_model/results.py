@@ -20,8 +20,10 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import os
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,12 @@ OPTIONAL_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
     "mhsa_attention": (("W", "K", "A", "2T", "2T"), "f"),
     "mhca_attention": (("W", "K", 2, "A", "T", "T"), "f"),
 }
+GT_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
+    "keypoints": (("N", 2, 21, 3), "f"),
+    "vertices": (("N", 2, "G", 3), "f"),  # G: the ground truth's hand model's vertex count (may differ from V)
+}
+"""Ground truth the viewer and the figures use, by name without the ``gt_`` prefix; other ``gt_*`` arrays need only
+hold numbers with N frames first."""
 REFINED_PREFIX = "refined_"
 REFINED_ARRAYS: dict[str, tuple[tuple[int | str, ...], str]] = {
     **{name: FRAME_ARRAYS[name] for name in ("betas", "global_orient", "hand_pose", "transl", "keypoints",
@@ -170,7 +178,9 @@ class Reconstruction:
         _validate(self.arrays(), self.meta)
 
 
-def _validate(arrays: dict[str, np.ndarray], meta: ResultMeta, where: str = "result") -> None:
+def _validate(arrays: dict[str, np.ndarray], meta: ResultMeta, where: str = "result", values: bool = True) -> None:
+    """Every shape and dtype against N and V (and, with ``values``, the window ranges); ResultFileError naming the
+    first array that is off."""
     if "vertices" not in arrays or np.ndim(arrays["vertices"]) != 4:
         raise ResultFileError(f"{where}: vertices: expected [N, 2, V, 3]")
     symbols: dict[str, int] = {"N": arrays["vertices"].shape[0], "V": arrays["vertices"].shape[2]}
@@ -196,13 +206,19 @@ def _validate(arrays: dict[str, np.ndarray], meta: ResultMeta, where: str = "res
                          where)
     if ("mhsa_attention" in arrays or "mhca_attention" in arrays) and "window_frames" not in arrays:
         raise ResultFileError(f"{where}: attention maps without window_frames (which frames each window covers)")
-    if "window_frames" in arrays:
+    if "window_frames" in arrays and values:
         wf = np.asarray(arrays["window_frames"])
         if len(wf) and (wf.min() < 0 or wf.max() > symbols["N"] or (wf[:, 1] <= wf[:, 0]).any()):
             raise ResultFileError(f"{where}: window_frames: expected [start, stop) ranges within 0..{symbols['N']}")
     for name, value in arrays.items():
-        if name.startswith("gt_") and (np.ndim(value) < 1 or np.shape(value)[0] != symbols["N"]):
-            raise ResultFileError(f"{where}: {name}: expected N={symbols['N']} frames first, got {np.shape(value)}")
+        if not name.startswith("gt_"):
+            continue
+        if name[3:] in GT_ARRAYS:
+            shape, kind = GT_ARRAYS[name[3:]]
+            _check_array(name, np.asarray(value), shape, kind, symbols, where)
+        elif np.ndim(value) < 1 or np.shape(value)[0] != symbols["N"] or np.asarray(value).dtype.kind not in "biuf":
+            raise ResultFileError(f"{where}: {name}: expected numbers with N={symbols['N']} frames first, got "
+                                  f"{np.asarray(value).dtype} {list(np.shape(value))}")
     if meta.frame_count != symbols["N"]:
         raise ResultFileError(f"{where}: meta frame_count {meta.frame_count} but the arrays hold {symbols['N']} "
                               "frames")
@@ -248,8 +264,10 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def save_result(result: Reconstruction, path: str | os.PathLike[str], compress: bool = True) -> Path:
-    """Validate and write ``result`` to ``path`` (``.npz``) atomically: a crash or Ctrl-C leaves no partial file."""
+def save_result(result: Reconstruction, path: str | os.PathLike[str], compress: bool = True,
+                scratch: str | os.PathLike[str] | None = None) -> Path:
+    """Validate and write ``result`` to ``path`` (``.npz``) atomically: a crash or Ctrl-C leaves no partial file.
+    ``scratch``: the folder of the temporary file (default beside ``path``; on the same file system)."""
     target = Path(path)
     if target.suffix != ".npz":
         raise ValueError(f"path: a result file ends in .npz, got {target.name}")
@@ -258,7 +276,7 @@ def save_result(result: Reconstruction, path: str | os.PathLike[str], compress: 
     meta["format"] = FORMAT
     payload = {"meta": np.array(json.dumps(meta))}
     payload.update(result.arrays())
-    with atomic_path(target) as tmp:
+    with atomic_path(target, scratch) as tmp:
         _write_npz(tmp, payload, compress)
     return target
 
@@ -324,35 +342,157 @@ def _from_v3(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
 MIGRATIONS: dict[int, Callable[[dict[str, Any], dict[str, np.ndarray]], None]] = {1: _from_v1, 2: _from_v2, 3: _from_v3}
 
 
+META_BYTES = 1 << 20
+"""The most a result's ``meta`` (a JSON string) may take; more is not a result file's."""
+CHUNK_FRAMES = 4096
+"""Frames checked at a time for infinite values (memory stays at a chunk's)."""
+
+
 def load_result(path: str | os.PathLike[str]) -> Reconstruction:
-    """Read and validate a result file (``allow_pickle=False``)."""
+    """Read and validate a result file (``allow_pickle=False``). Everything wrong is a ResultFileError naming the
+    file and what is wrong, in one line; nothing is read before the archive's table says the arrays' declared
+    shapes fit the schema and the memory of this machine."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"result: no such file {file}")
     if not zipfile.is_zipfile(file):
         raise ResultFileError(f"result: {file} is not a result file (.npz is a zip archive; this is not one)")
     try:
+        declared = _declared_arrays(file)
+        if "meta" not in declared:
+            raise ResultFileError(f"result: {file} has no 'meta' entry; not an InterHand Studio result file")
+        shape, dtype = declared.pop("meta")
+        if dtype.kind != "U" or shape != () or dtype.itemsize > META_BYTES:
+            raise ResultFileError(f"result: {file}: meta is not a JSON string (a {dtype} array of shape {shape})")
         with np.load(file, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise ResultFileError(f"result: {file} is not a result file (.npz): {exc}") from exc
-    except ValueError as exc:  # an object array needs pickle: refused
-        raise ResultFileError(f"result: {file} holds arrays that need pickle to load; refused ({exc})") from exc
-    if "meta" not in arrays:
-        raise ResultFileError(f"result: {file} has no 'meta' entry; not an InterHand Studio result file")
+            meta = _read_meta(file, str(data["meta"]))
+            version = meta["schema_version"]
+            stubs = {name: np.lib.stride_tricks.as_strided(np.zeros((), dtype), shape, (0,) * len(shape))
+                     for name, (shape, dtype) in declared.items()}
+            _migrate(file, dict(meta), stubs, version)
+            _validate(stubs, ResultMeta(**_meta_fields(meta)), where=f"result {file.name}", values=False)
+            arrays = {name: data[name] for name in declared}
+    except ResultFileError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+        raise ResultFileError(f"result: {file} is damaged or not a result file (.npz): {_one_line(exc)}") from exc
+    _migrate(file, meta, arrays, version)
+    result_meta = ResultMeta(**_meta_fields(meta))
+    _validate(arrays, result_meta, where=f"result {file.name}")
+    for name, value in arrays.items():
+        if value.dtype.kind == "f" and _has_inf(value):
+            raise ResultFileError(f"result {file.name}: {name} holds infinite values (NaN marks what is missing; "
+                                  "infinity is no coordinate)")
+    known = set(FRAME_ARRAYS) | set(OPTIONAL_ARRAYS)
+    gt = {name[3:]: value for name, value in arrays.items() if name.startswith("gt_")}
+    refined = {name[len(REFINED_PREFIX):]: value for name, value in arrays.items()
+               if name.startswith(REFINED_PREFIX)}  # every name known and all there: checked by _validate
+    others = sorted(set(arrays) - known - {f"gt_{k}" for k in gt} - {REFINED_PREFIX + k for k in refined})
+    if others:
+        raise ResultFileError(f"result: {file}: unknown arrays {others} for schema version {SCHEMA_VERSION}")
+    return Reconstruction(meta=result_meta, gt=gt, refined=refined,
+                          **{k: v for k, v in arrays.items() if k in known})
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:200] + "...") if len(text) > 200 else (text or type(exc).__name__)
+
+
+def _declared_arrays(file: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Each member's name (without ``.npy``), shape and dtype, from its header; ResultFileError when a member is
+    not a plain array, needs pickle, declares more data than it holds, or the whole would not fit in memory."""
+    declared: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    total = 0
+    with zipfile.ZipFile(file) as archive:
+        for info in archive.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else None
+            if name is None or name in declared:
+                what = "a second" if name in declared else "a member that is not an array:"
+                raise ResultFileError(f"result: {file} holds {what} {info.filename!r}; not a result file")
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                    if version not in ((1, 0), (2, 0)):
+                        raise ValueError(f"format version {version}")
+                    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = reader(member)
+                except ValueError as exc:
+                    raise ResultFileError(f"result: {file}: {info.filename} is not a .npy array "
+                                          f"({_one_line(exc)})") from None
+                header = member.tell()
+            if dtype.hasobject:
+                raise ResultFileError(f"result: {file} holds arrays that need pickle to load ({name}); refused")
+            size = math.prod(shape) * dtype.itemsize
+            if info.file_size != header + size:
+                raise ResultFileError(f"result: {file}: {name} declares {list(shape)} {dtype} ({size} bytes) but holds "
+                                      f"{info.file_size - header} bytes")
+            declared[name] = (tuple(shape), dtype)
+            total += size
+    memory = _physical_memory()
+    if memory and total > memory:
+        raise ResultFileError(f"result: {file} needs {total / 2**30:.1f} GiB to load, more than this machine's "
+                              f"{memory / 2**30:.1f} GiB of memory")
+    return declared
+
+
+def _physical_memory() -> int:
     try:
-        meta = json.loads(str(arrays.pop("meta")))
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX: no limit known
+        return 0
+
+
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "source_path": (str,), "source_sha256": (str,), "fps": (int, float), "frame_count": (int,),
+    "model_preset": (str,), "checkpoint_sha256": (str,), "hand_model": (str,), "software_version": (str,),
+    "created": (str,), "schema_version": (int,), "extra": (dict,)}
+
+
+def _read_meta(file: Path, text: str) -> dict[str, Any]:
+    """The meta JSON, its format and schema version checked (ResultFileError otherwise)."""
+    try:
+        meta = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultFileError(f"result: {file}: meta is not JSON ({exc})") from exc
+        raise ResultFileError(f"result: {file}: meta is not JSON ({exc.msg} at column {exc.colno})") from exc
+    except RecursionError:
+        raise ResultFileError(f"result: {file}: meta is not JSON (nested too deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ResultFileError(f"result: {file} is not an InterHand Studio result file (no format {FORMAT!r})")
     version = meta.get("schema_version")
-    if not isinstance(version, int):
-        raise ResultFileError(f"result: {file}: schema_version missing or not an integer ({version!r})")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultFileError(f"result: {file}: schema_version missing or not an integer ({version!r})"[:300])
     if version > SCHEMA_VERSION:
         raise ResultFileError(f"result: {file} has schema version {version}, written by a newer InterHand Studio "
-                              f"({meta.get('software_version')}); this one ({__version__}) reads up to "
+                              f"({str(meta.get('software_version'))[:40]}); this one ({__version__}) reads up to "
                               f"{SCHEMA_VERSION}. Update the software to open it")
+    missing = sorted(f.name for f in dataclasses.fields(ResultMeta) if f.name not in meta and f.name != "extra")
+    if missing:
+        raise ResultFileError(f"result: {file}: meta lacks {missing}")
+    for name, kinds in META_TYPES.items():
+        value = meta.get(name, {} if name == "extra" else None)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ResultFileError(f"result: {file}: meta {name}: expected "
+                                  f"{' or '.join(k.__name__ for k in kinds)}, got {type(value).__name__}")
+    if not (math.isfinite(meta["fps"]) and meta["fps"] > 0):
+        raise ResultFileError(f"result: {file}: meta fps: expected a positive frame rate, got {meta['fps']!r}")
+    if meta["frame_count"] < 0:
+        raise ResultFileError(f"result: {file}: meta frame_count: expected a count, got {meta['frame_count']}")
+    return meta
+
+
+def _meta_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """ResultMeta's arguments from a file's meta: names it does not know go to ``extra``."""
+    fields = {f.name for f in dataclasses.fields(ResultMeta)}
+    known = {k: v for k, v in meta.items() if k in fields and k != "extra"}
+    extra = dict(meta.get("extra", {}) or {})
+    extra.update({k: v for k, v in meta.items() if k not in fields and k != "format"})
+    return {**known, "extra": extra}
+
+
+def _migrate(file: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], version: int) -> None:
+    """Bring an older schema version's ``meta`` and ``arrays`` to this one (in place)."""
     while version < SCHEMA_VERSION:
         if version not in MIGRATIONS:
             raise ResultFileError(f"result: {file} has schema version {version}, which this software "
@@ -364,25 +504,13 @@ def load_result(path: str | os.PathLike[str]) -> Reconstruction:
             raise ResultFileError(f"result: {file}: {exc}") from exc
         version += 1
         meta["schema_version"] = version
-    meta.pop("format", None)
-    fields = {f.name for f in dataclasses.fields(ResultMeta)}
-    unknown = sorted(set(meta) - fields)
-    missing = sorted(f.name for f in dataclasses.fields(ResultMeta) if f.name not in meta and f.name != "extra")
-    if missing:
-        raise ResultFileError(f"result: {file}: meta lacks {missing}")
-    extra = dict(meta.pop("extra", {}) or {})
-    extra.update({k: meta.pop(k) for k in unknown})
-    result_meta = ResultMeta(**meta, extra=extra)
-    _validate(arrays, result_meta, where=f"result {file.name}")
-    known = set(FRAME_ARRAYS) | set(OPTIONAL_ARRAYS)
-    gt = {name[3:]: value for name, value in arrays.items() if name.startswith("gt_")}
-    refined = {name[len(REFINED_PREFIX):]: value for name, value in arrays.items()
-               if name.startswith(REFINED_PREFIX)}  # every name known and all there: checked by _validate
-    others = sorted(set(arrays) - known - {f"gt_{k}" for k in gt} - {REFINED_PREFIX + k for k in refined})
-    if others:
-        raise ResultFileError(f"result: {file}: unknown arrays {others} for schema version {SCHEMA_VERSION}")
-    return Reconstruction(meta=result_meta, gt=gt, refined=refined,
-                          **{k: v for k, v in arrays.items() if k in known})
+
+
+def _has_inf(value: np.ndarray) -> bool:
+    """Whether ``value`` holds +-inf, looked at :data:`CHUNK_FRAMES` frames at a time."""
+    if value.ndim == 0:
+        return bool(np.isinf(value))
+    return any(np.isinf(value[at:at + CHUNK_FRAMES]).any() for at in range(0, len(value), CHUNK_FRAMES))
 
 
 def empty_arrays(num_frames: int, num_vertices: int, map_size: int = 7) -> dict[str, np.ndarray]:

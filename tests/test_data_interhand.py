@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from core_model.data.annotation_file import read_json
 from core_model.data.camera import project
 from core_model.data.interhand import InterHandWindows, _mano_params, load_interhand_sequences
 from core_model.data.windows import Window
@@ -144,10 +145,11 @@ def test_mano_parameters_go_to_the_camera_frame(fixture, openhand):
     mean pose is zero): the converted parameters pose the hands where the camera sees them."""
     root, info = fixture
     R, campos = info["R"], info["campos"]
-    data = json.loads((root / "annotations" / SPLIT / f"InterHand2.6M_{SPLIT}_data.json").read_text())
-    mano = json.loads((root / "annotations" / SPLIT / f"InterHand2.6M_{SPLIT}_MANO_NeuralAnnot.json").read_text())
-    items = [(im, None) for im in data["images"][:2]]
-    params, valid = _mano_params(items, mano[str(CAPTURE)], R, campos, openhand)
+    data = read_json(root / "annotations" / SPLIT / f"InterHand2.6M_{SPLIT}_data.json")
+    mano_file = read_json(root / "annotations" / SPLIT / f"InterHand2.6M_{SPLIT}_MANO_NeuralAnnot.json")
+    items = [(im, None) for im in data["images"].list()[:2]]
+    params, valid = _mano_params(items, mano_file[str(CAPTURE)], R, campos, openhand)
+    mano = mano_file.value
     assert valid.all()
     entry = mano[str(CAPTURE)][str(FRAMES[0])]
     world = {k: [] for k in ("betas", "global_orient", "hand_pose", "transl")}

@@ -61,6 +61,28 @@ def test_detector_warm_up_loads_the_native_library_once():
         assert "libmediapipe" in maps.read_text()
 
 
+def test_first_mediapipe_import_does_not_pin_the_callers_frames():
+    """mediapipe keeps an import-time OSError (no PortAudio for sounddevice) in a module global; its traceback held
+    every frame of whatever imported mediapipe first (the app's window, a run's model) until the interpreter's exit,
+    where freeing Qt wrappers crashed (see detect._import_tasks). In a fresh interpreter, what the importing frame
+    held is freed once it returns."""
+    import subprocess
+    import sys
+
+    code = ("import gc, weakref\n"
+            "from core_model.pipeline.detect import warm_up_detector\n"
+            "class Held: pass\n"
+            "def start():\n"
+            "    held = Held()\n"
+            "    warm_up_detector()\n"
+            "    return weakref.ref(held)\n"
+            "ref = start(); gc.collect()\n"
+            "print('freed' if ref() is None else 'pinned')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip().splitlines()[-1:] == ["freed"], out.stdout + out.stderr
+
+
 def test_run_with_no_hands_anywhere_fails_clearly(tmp_path, capsys):
     clip = write_clip(tmp_path / "nohands.avi")
     out = tmp_path / "r.npz"

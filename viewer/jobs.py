@@ -7,10 +7,14 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from core_model.results import Reconstruction
+
+if TYPE_CHECKING:
+    from core_model.pipeline.parts import Interrupted
 
 
 @dataclasses.dataclass
@@ -18,7 +22,8 @@ class RunSettings:
     """What ``interhand run`` takes: checkpoint (None: the shipped model), untrained (a preset name instead of a
     checkpoint), device (None: CUDA when present), roi (x, y, w, h; None: detected), hand model kind (``auto``:
     the checkpoint's), windows per batch, refine (also fit the hands to the detector's landmarks, with the
-    default ``RefineConfig``, as ``interhand run --refine``)."""
+    default ``RefineConfig``, as ``interhand run --refine``), resume (continue a killed run of the same video,
+    result file and settings from what it finished, as ``interhand run`` does; False: ``--restart``)."""
 
     video: Path
     output: Path
@@ -29,6 +34,7 @@ class RunSettings:
     hand_model: str = "auto"
     batch: int = 4
     refine: bool = False
+    resume: bool = True
 
 
 def build_model(settings: RunSettings) -> tuple[torch.nn.Module, str, str, torch.device]:
@@ -60,8 +66,38 @@ def reconstruction_job(settings: RunSettings, factory: ModelFactory = build_mode
             yield from reconstruct(settings.video, settings.output, model, model_preset=preset,
                                    checkpoint_sha256=checkpoint_hash, roi=settings.roi, batch=settings.batch,
                                    device=device, cancel=cancelled,
-                                   refine=RefineConfig() if settings.refine else None)
+                                   refine=RefineConfig() if settings.refine else None, resume=settings.resume)
     return job
+
+
+def interrupted_run(settings: RunSettings) -> Interrupted | None:
+    """The parts of a killed run that ``settings`` would continue (same video, result file, checkpoint, region,
+    batch, refinement and device kind), or None. An untrained network's runs never continue (new weights in every
+    process). The run itself checks the model's weights too, and starts again if they differ."""
+    from core_model.device import pick_device
+    from core_model.pipeline.models import shipped_checkpoint
+    from core_model.pipeline.parts import interrupted_runs, source_identity
+    from core_model.results import file_sha256
+
+    if settings.untrained is not None or not settings.video.exists():
+        return None
+    found = interrupted_runs(settings.output)
+    if not found:
+        return None
+    checkpoint = settings.checkpoint if settings.checkpoint is not None else shipped_checkpoint()
+    expected_source = source_identity(settings.video)
+    expected_model = file_sha256(checkpoint) if checkpoint.is_file() else None
+    wanted = {"roi": list(settings.roi) if settings.roi is not None else None, "batch": settings.batch,
+              "device": pick_device(settings.device).type}
+    for run in found:
+        record = run.record
+        ran = record.get("settings", {})
+        if (record.get("source") == expected_source
+                and record.get("model", {}).get("checkpoint_sha256") == expected_model
+                and all(ran.get(key) == value for key, value in wanted.items())
+                and (ran.get("refine") is not None) == settings.refine):
+            return run
+    return None
 
 
 def overlay_job(video: str | os.PathLike[str], result: Reconstruction, path: Path, mode: str

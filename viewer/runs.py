@@ -3,6 +3,7 @@ frames streaming into the session, and every panel, as their windows finish."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,9 @@ from viewer.worker import GeneratorWorker
 
 if TYPE_CHECKING:
     from viewer.main_window import MainWindow
+
+CONTINUE_DIALOG = "continue-interrupted-run"
+"""Object name of the question whether to continue an interrupted run."""
 
 
 class Runs(WindowPart):
@@ -53,18 +57,62 @@ class Runs(WindowPart):
         window.model_label.setText(f"Hand model: {hand_model}")
         # Python's cyclic GC runs a full collection over every live object (torch, VTK, Qt wrappers: a big
         # heap) while holding the GIL; triggered in the worker by the model's construction it froze this thread
-        # for 150-400 ms. Objects alive now are long-lived: move them out of the collector's reach.
+        # for 150-400 ms. What is alive now is out of the collector's reach while the run goes on, and back
+        # within it when the run ends (_ended): frozen objects are never collected, and garbage frozen with them
+        # (a closed window's Python half) would otherwise live until the interpreter's exit, where shiboken no
+        # longer clears weak references to the wrappers it frees (a segfault at exit, see viewer.app).
         gc.freeze()
-        window.job_runner.start(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", window),
-                                self._on_events, repaint=True, on_end=self._ended)
+        try:
+            window.job_runner.start(GeneratorWorker(reconstruction_job(settings, factory), "reconstruction", window),
+                                    self._on_events, repaint=True, on_end=self._ended)
+        except BaseException:  # no run started (another job runs): nothing will unfreeze but this
+            gc.unfreeze()
+            raise
 
     def dialog(self) -> None:
-        """Run ▸ Reconstruct video…: ask for the settings, then start."""
+        """Run ▸ Reconstruct video…: ask for the settings (and, when a killed run of them left its work, whether
+        to continue it), then start."""
         from viewer.dialogs import RunDialog
 
         dialog = RunDialog(self.session.video_path, self.window)
-        if dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted:
-            self.window.guarded("Cannot run", lambda: self.start(dialog.settings()))
+        if dialog.exec() != QtWidgets.QDialog.DialogCode.Accepted:
+            return
+        settings = self.window.guarded("Cannot run", dialog.settings)
+        if settings is not None:
+            settings = self.window.guarded("Cannot run", lambda: self.continue_or_restart(settings))
+        if settings is not None:
+            self.window.guarded("Cannot run", lambda: self.start(settings))
+
+    def continue_or_restart(self, settings: RunSettings) -> RunSettings | None:
+        """``settings``, with ``resume`` as the user chooses when an interrupted run of the same video and settings
+        left its finished windows (the dialog :data:`CONTINUE_DIALOG`); None when they cancel."""
+        from viewer.jobs import interrupted_run
+
+        found = interrupted_run(settings)
+        if found is None:
+            return settings
+        if found.windows_total:
+            done = f"{found.windows_done} of {found.windows_total} windows of the model were finished"
+        elif found.record.get("progress", {}).get("stage") == "infer":
+            done = "the hands had been found on every frame"
+        else:
+            done = "it had not finished finding the hands"
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Question, "Continue the interrupted run?",
+                                    f"A run of {settings.video.name} into {settings.output.name} with these settings "
+                                    f"was interrupted: {done}. Continue it, or start again and discard that work?",
+                                    QtWidgets.QMessageBox.StandardButton.Cancel, self.window)
+        box.setObjectName(CONTINUE_DIALOG)
+        resume = box.addButton("Continue", QtWidgets.QMessageBox.ButtonRole.AcceptRole)
+        restart = box.addButton("Start again", QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(resume)
+        box.exec()
+        clicked = box.clickedButton()
+        box.deleteLater()
+        if clicked is resume:
+            return dataclasses.replace(settings, resume=True)
+        if clicked is restart:
+            return dataclasses.replace(settings, resume=False)
+        return None
 
     def _on_events(self, events: list) -> None:
         """A batch of RunEvents: one progress update and one frames_updated for all of them, so a burst of
@@ -72,6 +120,8 @@ class Runs(WindowPart):
         report = self.window.job_runner.report
         frames = []
         for event in events:
+            if event.note:
+                report(message=event.note)
             if event.message and event.stage != "done":
                 report(message=event.message)
             if event.stage == "model":
@@ -103,7 +153,9 @@ class Runs(WindowPart):
                             settings.output)
 
     def _ended(self) -> None:
-        """The run's job ended: a result it left unfinished (cancelled or failed mid-run) leaves the session."""
+        """The run's job ended: a result it left unfinished (cancelled or failed mid-run) leaves the session, and
+        what ``start`` froze is the collector's again."""
         if self._stream is not None and not self._stream.ready.all():
             self.session.remove_result(self._stream)
         self._stream = None
+        gc.unfreeze()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore
 
-from core_model.pipeline.video import open_source
+from core_model.pipeline.video import VideoError, open_source
 from core_model.results import Reconstruction
 
 
@@ -95,7 +95,7 @@ class Session(QtCore.QObject):
             return self._cached[1]
         try:
             image = self.video.read(frame)
-        except IndexError:
+        except (IndexError, VideoError):  # past the end; an image folder's image of another size or unreadable
             return None
         self._cached = (frame, image)
         return image

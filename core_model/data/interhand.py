@@ -15,7 +15,6 @@ and flagged valid only when the hand model in use is MANO; otherwise training us
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core_model.data.annotation_file import Field, read_json
 from core_model.data.windows import Augmentation, SequenceAnnotations, WindowDataset, _root_joints, rotate_params
 from core_model.handmodel.keypoints import interhand_to_ours
 
@@ -46,7 +46,11 @@ def _split_runs(frame_ids: list[int]) -> list[list[int]]:
         return [list(range(len(frame_ids)))]
     diffs = np.diff(frame_ids)
     positive = diffs[diffs > 0]
-    step = int(np.bincount(positive).argmax()) if len(positive) else 1
+    if len(positive):  # the smallest of the most common steps (np.unique sorts; bincount would allocate max+1)
+        steps, counts = np.unique(positive, return_counts=True)
+        step = int(steps[counts.argmax()])
+    else:
+        step = 1
     runs, current = [], [0]
     for i, d in enumerate(diffs, start=1):
         if d == step:
@@ -58,58 +62,72 @@ def _split_runs(frame_ids: list[int]) -> list[list[int]]:
     return runs
 
 
-def _joint_valid(raw) -> np.ndarray:
-    return np.asarray(raw, dtype=np.float64).reshape(-1)[:42] > 0
+def _joint_valid(field: Field) -> np.ndarray:
+    """[42] joint validity (stored as 42 numbers, flat or one per list)."""
+    return field.array(42) > 0
 
 
 def load_interhand_sequences(root: str | Path, split: str, hand_model, hand_types: tuple[str, ...] = ("interacting",),
                              min_frames: int = 1) -> list[SequenceAnnotations]:
     """Sequences of the ``split`` of InterHand2.6M at ``root`` whose frames show ``hand_types`` (default: the
     interacting subset), grouped by capture, sequence and camera, sorted by frame and split where frames are
-    missing; runs shorter than ``min_frames`` are dropped."""
+    missing; runs shorter than ``min_frames`` are dropped. A file that does not hold what the format says is an
+    :class:`~core_model.data.annotation_file.AnnotationError` naming the file, the place and what is wrong; a
+    split without any frame of ``hand_types`` is one too."""
     root = Path(root)
     bad = [h for h in hand_types if h not in HAND_TYPES]
     if bad or not hand_types:
         raise ValueError(f"hand_types: expected a subset of {HAND_TYPES}, got {hand_types}")
-    data = json.loads(_annotation_file(root, split, "data").read_text())
-    cameras = json.loads(_annotation_file(root, split, "camera").read_text())
-    joints = json.loads(_annotation_file(root, split, "joint_3d").read_text())
+    data = read_json(_annotation_file(root, split, "data"))
+    cameras = read_json(_annotation_file(root, split, "camera"))
+    joints = read_json(_annotation_file(root, split, "joint_3d"))
     try:
-        mano = json.loads(_annotation_file(root, split, "MANO_NeuralAnnot").read_text())
+        mano = read_json(_annotation_file(root, split, "MANO_NeuralAnnot"))
     except FileNotFoundError:
         mano = None
         log.info("InterHand2.6M %s: no MANO_NeuralAnnot file; joints only", split)
     use_mano = mano is not None and hand_model.name == "MANO"
 
-    annotations = {a["image_id"]: a for a in data["annotations"]}
-    groups: dict[tuple, list[tuple[dict, dict]]] = defaultdict(list)
-    for image in data["images"]:
-        ann = annotations.get(image["id"])
-        if ann is None or ann.get("hand_type") not in hand_types or not ann.get("hand_type_valid", 1):
+    annotations = {a["image_id"].int(): a for a in data["annotations"].list()}
+    groups: dict[tuple, list[tuple[Field, Field]]] = defaultdict(list)
+    images = data["images"].list()
+    for image in images:
+        ann = annotations.get(image["id"].int())
+        if ann is None:
             continue
-        groups[(int(image["capture"]), str(image["seq_name"]), str(image["camera"]))].append((image, ann))
+        hand_type = ann["hand_type"].str()
+        valid = ann.get("hand_type_valid")
+        if hand_type not in hand_types or (valid is not None and not valid.flag()):
+            continue
+        camera = image["camera"]  # an id: a string in the files, a number in some conversions
+        camera_id = str(camera.int()) if isinstance(camera.value, int) else camera.str()
+        groups[(image["capture"].int(), image["seq_name"].str(), camera_id)].append((image, ann))
+    if not groups:
+        raise data.error(f"no frame of hand types {list(hand_types)} among its {len(images)} images")
 
     sequences = []
     for (capture, seq_name, camera), items in sorted(groups.items()):
-        items.sort(key=lambda it: int(it[0]["frame_idx"]))
+        frame_ids = [image["frame_idx"].int() for image, _ in items]
+        order = np.argsort(frame_ids, kind="stable")
+        items, frame_ids = [items[i] for i in order], sorted(frame_ids)
         cam = cameras[str(capture)]
-        R = np.asarray(cam["camrot"][camera], dtype=np.float64).reshape(3, 3)
-        campos = np.asarray(cam["campos"][camera], dtype=np.float64).reshape(3) / 1000.0
-        (fx, fy), (cx, cy) = cam["focal"][camera], cam["princpt"][camera]
+        R = cam["camrot"][camera].array(9).reshape(3, 3)
+        campos = cam["campos"][camera].array(3) / 1000.0
+        (fx, fy), (cx, cy) = cam["focal"][camera].array(2), cam["princpt"][camera].array(2)
         K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
-        frame_ids = [int(it[0]["frame_idx"]) for it in items]
         for run_number, run in enumerate(_split_runs(frame_ids)):
             if len(run) < min_frames:
                 continue
             seq = _build_sequence(root, split, f"Capture{capture}/{seq_name}/cam{camera}#{run_number}",
-                                  [items[i] for i in run], joints[str(capture)], mano.get(str(capture), {})
-                                  if use_mano else None, R, campos, K, hand_model)
+                                  [items[i] for i in run], joints[str(capture)],
+                                  (mano.get(str(capture)) or Field({}, mano.file, str(capture))) if use_mano else None,
+                                  R, campos, K, hand_model)
             sequences.append(seq)
     return sequences
 
 
-def _build_sequence(root: Path, split: str, name: str, items: list[tuple[dict, dict]], joints: dict,
-                    mano: dict | None, R: np.ndarray, campos: np.ndarray, K: np.ndarray,
+def _build_sequence(root: Path, split: str, name: str, items: list[tuple[Field, Field]], joints: Field,
+                    mano: Field | None, R: np.ndarray, campos: np.ndarray, K: np.ndarray,
                     hand_model) -> SequenceAnnotations:
     n = len(items)
     kp = np.zeros((n, 42, 3))
@@ -118,15 +136,15 @@ def _build_sequence(root: Path, split: str, name: str, items: list[tuple[dict, d
     boxes = np.full((n, 2, 4), np.nan)
     hand_type = []
     for t, (image, ann) in enumerate(items):
-        frame = joints.get(str(int(image["frame_idx"])))
-        hand_type.append(ann["hand_type"])
-        x, y, w, h = (float(v) for v in ann["bbox"])
+        frame = joints.get(str(image["frame_idx"].int()))
+        hand_type.append(ann["hand_type"].str())
+        x, y, w, h = ann["bbox"].array(4)
         boxes[t, :] = (x, y, x + w, y + h)  # one box around the hands in view
         if frame is None:
             continue
-        world = np.asarray(frame["world_coord"], dtype=np.float64).reshape(42, 3)
+        world = frame["world_coord"].array(126).reshape(42, 3)
         ok = _joint_valid(ann["joint_valid"])
-        if "joint_valid" in frame:
+        if frame.has("joint_valid"):
             ok &= _joint_valid(frame["joint_valid"])
         ok &= ~np.all(world == 1.0, axis=1)  # the dataset's marker of an invalid joint
         kp[t] = (world / 1000.0 - campos) @ R.T
@@ -142,36 +160,38 @@ def _build_sequence(root: Path, split: str, name: str, items: list[tuple[dict, d
     if mano is not None:
         params, params_valid = _mano_params(items, mano, R, campos, hand_model)
         vertices = _vertex_function(params, hand_model)
-    images = [root / "images" / split / image["file_name"] for image, _ in items]
+    images = [root / "images" / split / image["file_name"].str() for image, _ in items]
     first = items[0][0]
+    width, height = first.get("width"), first.get("height")
     return SequenceAnnotations(
         name=name, image_paths=images, K=np.broadcast_to(K, (n, 3, 3)).copy(),
-        image_size=(int(first.get("width", 334)), int(first.get("height", 512))),
+        image_size=(width.int() if width is not None else 334, height.int() if height is not None else 512),
         keypoints3d=keypoints3d, joint_valid=joint_valid, hand_valid=hand_valid, labelled=labelled, boxes=boxes,
         params=params, params_valid=params_valid, vertices=vertices,
         vertices_valid=None if params_valid is None else params_valid.copy())
 
 
-def _mano_params(items, mano: dict, R: np.ndarray, campos: np.ndarray, hand_model):
-    """MANO parameters in the camera frame with MANO's mean pose added; [n, 2] validity."""
+def _mano_params(items: list[tuple[Field, Field]], mano: Field, R: np.ndarray, campos: np.ndarray, hand_model):
+    """MANO parameters in the camera frame with MANO's mean pose added; [n, 2] validity. ``mano``: the capture's
+    entries of the MANO_NeuralAnnot file."""
     n = len(items)
     params = {"betas": np.zeros((n, 2, 10)), "global_orient": np.zeros((n, 2, 3)), "hand_pose": np.zeros((n, 2, 45)),
               "transl": np.zeros((n, 2, 3))}
     valid = np.zeros((n, 2), bool)
     means = [layer.hands_mean.double().numpy() for layer in hand_model.sides]
     for t, (image, _) in enumerate(items):
-        frame = mano.get(str(int(image["frame_idx"])))
-        if not frame:
+        frame = mano.get(str(image["frame_idx"].int()))
+        if frame is None or not frame.value:
             continue
         for h, side in enumerate(("right", "left")):
             entry = frame.get(side)
-            if not entry:
+            if entry is None or not entry.value:
                 continue
-            pose = np.asarray(entry["pose"], dtype=np.float64).reshape(48)
+            pose = entry["pose"].array(48)
             params["global_orient"][t, h] = pose[:3]
             params["hand_pose"][t, h] = pose[3:] + means[h]
-            params["betas"][t, h] = np.asarray(entry["shape"], dtype=np.float64).reshape(10)
-            params["transl"][t, h] = np.asarray(entry["trans"], dtype=np.float64).reshape(3) - campos
+            params["betas"][t, h] = entry["shape"].array(10)
+            params["transl"][t, h] = entry["trans"].array(3) - campos
             valid[t, h] = True
     roots = _root_joints(hand_model, params["betas"])
     params = rotate_params(params, R, roots)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -79,27 +81,68 @@ def save_checkpoint(path: str | os.PathLike[str], model: STCNet, extra: dict[str
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read and validate a checkpoint file (``weights_only=True``; tensors on CPU)."""
+    """Read and validate a checkpoint file (``weights_only=True``; tensors on CPU). Anything but a checkpoint this
+    software wrote is a ValueError naming the file and what is wrong, in one line; nothing is read beyond the
+    bytes the file holds (torch's zip format, stored, is the only one accepted)."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"checkpoint: no such file {file}")
+    _check_archive(file)
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"checkpoint: {file} holds Python objects other than tensors and plain data (refused: "
+                         f"loading them could run code): {_first_line(exc)}") from exc
     except Exception as exc:  # unpickling errors come in many types; name the file and the reason
-        raise ValueError(f"checkpoint: {file} is not a readable STCNet checkpoint ({exc})") from exc
+        raise ValueError(f"checkpoint: {file} is not a readable STCNet checkpoint ({_first_line(exc)})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"checkpoint: {file} is not an STCNet checkpoint (no format {FORMAT!r} marker)")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
-        raise ValueError(f"checkpoint: {file} has format version {version}; this software "
+        raise ValueError(f"checkpoint: {file} has format version {str(version)[:40]}; this software "
                          f"({__version__}) reads version {FORMAT_VERSION}")
     try:
-        config = STCNetConfig.from_dict(payload["config"])
+        config = STCNetConfig.from_dict(payload.get("config"))
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint: {file} holds a config this software cannot use: {exc}") from exc
-    return Checkpoint(config=config, hand_model=str(payload["hand_model"]),
-                      software_version=str(payload["software_version"]), state_dict=payload["state_dict"],
-                      extra=payload.get("extra", {}))
+        raise ValueError(f"checkpoint: {file} holds a config this software cannot use: {_first_line(exc)}") from exc
+    hand_model, software, state, extra = (payload.get(k) for k in ("hand_model", "software_version", "state_dict",
+                                                                    "extra"))
+    if not isinstance(hand_model, str) or not isinstance(software, str):
+        raise ValueError(f"checkpoint: {file}: hand_model and software_version: expected names, got "
+                         f"{type(hand_model).__name__} and {type(software).__name__}")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise ValueError(f"checkpoint: {file}: state_dict: expected weights by name (tensors)")
+    for name, tensor in state.items():
+        if tensor.is_complex() or (tensor.is_floating_point() and not torch.isfinite(tensor).all()):
+            raise ValueError(f"checkpoint: {file}: weight {name} holds "
+                             f"{'complex numbers' if tensor.is_complex() else 'NaN or infinite values'}")
+    if extra is not None and not isinstance(extra, dict):
+        raise ValueError(f"checkpoint: {file}: extra: expected a dict, got {type(extra).__name__}")
+    return Checkpoint(config=config, hand_model=hand_model, software_version=software, state_dict=state,
+                      extra=extra or {})
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _check_archive(file: Path) -> None:
+    """torch's zip format with every record stored (as ``torch.save`` writes it): then nothing ``torch.load``
+    reads is larger than the file. The legacy format and compressed records declare sizes that are allocated
+    before they are read."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ValueError(f"checkpoint: {file} is not a readable STCNet checkpoint (not torch's zip format: "
+                         f"{_first_line(exc)})") from None
+    packed = [info.filename for info in infos if info.compress_type != zipfile.ZIP_STORED]
+    if packed or sum(info.file_size for info in infos) > file.stat().st_size:
+        raise ValueError(f"checkpoint: {file} is not a readable STCNet checkpoint (compressed records "
+                         f"{packed[:2]}: torch.save stores them)")
 
 
 def _check_state(model: STCNet, state: dict[str, torch.Tensor], file: Path) -> None:
@@ -107,7 +150,8 @@ def _check_state(model: STCNet, state: dict[str, torch.Tensor], file: Path) -> N
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     misshapen = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
-                 if state[k].shape != own[k].shape]
+                 if state[k].shape != own[k].shape
+                 or state[k].is_floating_point() != own[k].is_floating_point()]
     if missing or unexpected or misshapen:
         raise CheckpointMismatchError(
             f"checkpoint: {file} does not fit this STCNet: {len(missing)} missing weights (e.g. {missing[:3]}), "
@@ -123,7 +167,7 @@ def load_weights(model: STCNet, path: str | os.PathLike[str]) -> Checkpoint:
     return ckpt
 
 
-def _apply(model: STCNet, ckpt: Checkpoint, file: Path) -> None:
+def _apply(model: STCNet, ckpt: Checkpoint, file: Path, load: bool = True) -> None:
     diff = model.config.differences(ckpt.config)
     if diff:
         listed = ", ".join(f"{k}: checkpoint {theirs!r}, model {mine!r}" for k, (mine, theirs) in diff.items())
@@ -136,7 +180,8 @@ def _apply(model: STCNet, ckpt: Checkpoint, file: Path) -> None:
             f"{model.hand_model_name!r}; its pose parameters mean other rotations. Use the hand model it was "
             "trained with (--hand-model) or a checkpoint trained with this one")
     _check_state(model, ckpt.state_dict, file)
-    model.load_state_dict(ckpt.state_dict, strict=True)
+    if load:
+        model.load_state_dict(ckpt.state_dict, strict=True)
 
 
 def load_checkpoint(path: str | os.PathLike[str], hand_model: HandModel | None = None,
@@ -156,6 +201,13 @@ def load_checkpoint(path: str | os.PathLike[str], hand_model: HandModel | None =
             raise CheckpointMismatchError(f"checkpoint: {file} names hand model {ckpt.hand_model!r}, which this "
                                           "software does not know (expected MANO or OpenHand)")
         hand_model = load_hand_model(kind)
+    try:
+        with torch.device("meta"):  # the architecture checked before any memory is spent on the config's word
+            skeleton = STCNet(ckpt.config, hand_model, imagenet_weights=None)
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointMismatchError(f"checkpoint: {file} describes a network this software cannot build "
+                                      f"({_first_line(exc)})") from exc
+    _apply(skeleton, ckpt, file, load=False)
     model = STCNet(ckpt.config, hand_model, imagenet_weights=None)
     _apply(model, ckpt, file)
     return model.to(device if device is not None else "cpu").eval(), ckpt

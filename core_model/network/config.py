@@ -16,6 +16,13 @@ ENCODER_CHANNELS: dict[str, tuple[int, int]] = {
 }
 
 
+MAX_INPUT_SIZE = 2048
+MAX_WIDTH = 8192
+MAX_FFN_RATIO = 16.0
+"""Bounds far above any preset (the paper's widths are 512) that keep a config read from a file from describing a
+network no machine can hold."""
+
+
 @dataclasses.dataclass(frozen=True)
 class STCNetConfig:
     """Architecture of the spatial-temporal network. Token widths follow the paper: temporal block 1 works at C1
@@ -59,15 +66,23 @@ class STCNetConfig:
             raise ValueError(f"encoder: expected one of {sorted(ENCODER_CHANNELS)}, got {self.encoder!r}")
         if not isinstance(self.input_size, int) or self.input_size < 64 or self.input_size % 32:
             raise ValueError(f"input_size: expected a multiple of 32, at least 64, got {self.input_size!r}")
+        if self.input_size > MAX_INPUT_SIZE:
+            raise ValueError(f"input_size: expected at most {MAX_INPUT_SIZE}, got {self.input_size!r}")
         for name in ("frames", "heads", "attention_dim", "out_dim", "chirality_hidden", "decoder_hidden"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WIDTH:
+                raise ValueError(f"{name}: expected a positive integer up to {MAX_WIDTH}, got {value!r}")
         if self.attention_dim % self.heads:
             raise ValueError(f"attention_dim: {self.attention_dim} is not divisible by heads={self.heads}")
-        if not self.ffn_ratio > 0:
-            raise ValueError(f"ffn_ratio: expected > 0, got {self.ffn_ratio!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if (not isinstance(self.ffn_ratio, (int, float)) or isinstance(self.ffn_ratio, bool)
+                or not 0 < self.ffn_ratio <= MAX_FFN_RATIO):
+            raise ValueError(f"ffn_ratio: expected > 0 and at most {MAX_FFN_RATIO}, got {self.ffn_ratio!r}")
+        for name in ("temporal_encoder", "cross_attention", "landmarks"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.preset, str):
+            raise ValueError(f"preset: expected a name, got {self.preset!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout: expected 0 <= dropout < 1, got {self.dropout!r}")
         if self.cross_attention and not self.temporal_encoder:
             raise ValueError("cross_attention: MHCA lives in the temporal encoder; set cross_attention=False "

@@ -15,6 +15,14 @@ Each frame is encoded once (``STCNet.encode_frames``), however many windows hold
 cost and sees one frame at a time anyway. Only the frames still covered by a pending window are held in memory;
 finished frames leave as soon as no later window can touch them, which is what lets the viewer show results while
 the run goes on.
+
+Between two batches the whole state of a run is :class:`WindowsState`: the next window, the last frame read, and
+for the frames a later window still needs, their encoded features and the blend's weighted sums so far. Given it
+back, :func:`run_windows` continues exactly where it stood (``interhand run`` resumes a killed run this way). Why
+not restart at a window boundary from scratch: a frame's blend mixes every window covering it, and a window's
+outputs depend, in the last bits, on which frames were encoded together and which windows were decoded together
+(batched kernels); restarting from the saved state replays the very same batches, so the result is identical to
+an uninterrupted run's, not merely close to it.
 """
 
 from __future__ import annotations
@@ -97,27 +105,51 @@ def window_weights(frames: int, overlap: int) -> np.ndarray:
 
 
 @dataclasses.dataclass
+class WindowsState:
+    """Where :func:`run_windows` stands between two batches; given back as ``resume``, it continues from there.
+
+    next_window: the first window not yet run; last_read: the index of the last frame taken from ``frames`` (a
+    resumed run must be given the frames after it only); placed: whether the frames give ``rel_transl`` (None
+    before the first frame); features: frame -> its encoded features (tensors, on the CPU), for the frames a later
+    window still needs; sums / weight_sum: frame -> the blend's weighted sums (float64) and total weight so far,
+    for the frames some window has touched but which are not final yet."""
+
+    next_window: int
+    last_read: int
+    placed: bool | None
+    features: dict[int, dict[str, torch.Tensor]]
+    sums: dict[int, dict[str, np.ndarray]]
+    weight_sum: dict[int, float]
+
+
+@dataclasses.dataclass
 class InferenceUpdate:
     """What one batch finished. frames: [F] indices now final; outputs: name -> [F, ...] numpy float32, the
     fields of ``STCNetOutput`` per frame posed from the blended parameters (betas, global_orient, hand_pose,
     rotmats, transl, vertices, keypoints, joints, rel_transl, rel_transl_pred, camera, keypoints2d,
     chirality_maps); windows: the windows of this batch as ([start, stop), {name: per-window numpy array}) with
-    their attention maps; done/total: windows processed so far and in all."""
+    their attention maps; done/total: windows processed so far and in all. state(): the run's
+    :class:`WindowsState` at this update (a copy, made when asked: call it before resuming the iteration)."""
 
     frames: np.ndarray
     outputs: dict[str, np.ndarray]
     windows: list[tuple[tuple[int, int], dict[str, np.ndarray]]]
     done: int
     total: int
+    state: Callable[[], WindowsState] | None = None
 
 
 def run_windows(model: STCNet, frames: Iterable[Frame], windows: list[Window], *, overlap: int, batch: int = 4,
                 device: torch.device | str = "cpu", cancel: Callable[[], bool] | None = None,
                 encode_batch: int = 8, autocast: torch.dtype | None = None,
-                timer: StageTimer | None = None) -> Iterator[InferenceUpdate]:
+                timer: StageTimer | None = None, resume: WindowsState | None = None) -> Iterator[InferenceUpdate]:
     """Feed ``frames`` (increasing index, covering every frame of ``windows``) through ``model`` (in eval mode on
     ``device``), ``batch`` windows at a time; yield each batch's finished frames. ``cancel()`` is checked between
     batches and raises :class:`~core_model.cancel.CancelledError` when it returns True.
+
+    ``resume``: continue from a state an earlier run of the same model, windows, frames and settings was in
+    (``InferenceUpdate.state()``); ``frames`` then start after ``resume.last_read``. The updates are those the
+    earlier run would have yielded from there on, bit for bit.
 
     ``encode_batch``: frames per encoder call (small batches stay in the CPU's caches). ``autocast``: a reduced
     precision (``torch.bfloat16``) for the network on a GPU; the blending and the hand model stay in float32/64.
@@ -130,8 +162,15 @@ def run_windows(model: STCNet, frames: Iterable[Frame], windows: list[Window], *
     if windows and any(len(w.frames) != length for w in windows):
         raise ValueError(f"windows: every window must hold T={length} frames (the model's)")
     runner = _Runner(model, torch.device(device), overlap, encode_batch, autocast, timer)
-    source = iter(frames)
     next_window = 0
+    if resume is not None:
+        if not 0 <= resume.next_window <= len(windows) or (resume.next_window % batch and
+                                                            resume.next_window != len(windows)):
+            raise ValueError(f"resume: window {resume.next_window} is not where a batch of {batch} of the "
+                             f"{len(windows)} windows starts")
+        runner.restore(resume)
+        next_window = resume.next_window
+    source = iter(frames)
     while next_window < len(windows):
         if cancel is not None and cancel():
             raise CancelledError(f"cancelled after {next_window} of {len(windows)} windows")
@@ -145,7 +184,8 @@ def run_windows(model: STCNet, frames: Iterable[Frame], windows: list[Window], *
             final, blended = runner.release(horizon)
         outputs = runner.pose(blended) if final else {}
         per_window = [(w.span, {n: decoded[n][b] for n in WINDOW_KEYS if n in decoded}) for b, w in enumerate(group)]
-        yield InferenceUpdate(np.array(final, np.int64), outputs, per_window, next_window, len(windows))
+        yield InferenceUpdate(np.array(final, np.int64), outputs, per_window, next_window, len(windows),
+                              state=lambda at=next_window: runner.snapshot(at))
 
 
 class _Runner:
@@ -164,6 +204,27 @@ class _Runner:
         self.weight_sum: dict[int, float] = {}
         self.last_read = -1
         self.placed: bool | None = None  # whether the frames give rel_transl (all or none)
+
+    def snapshot(self, next_window: int) -> WindowsState:
+        """The state between two batches (copies on the CPU). Frames read but not encoded yet are not kept: the
+        state's ``last_read`` goes back to before the first of them, so a resumed run reads them again."""
+        last_read = min(self.pending) - 1 if self.pending else self.last_read
+        return WindowsState(
+            next_window=next_window, last_read=last_read, placed=self.placed,
+            features={f: {n: v.detach().cpu().clone() for n, v in feats.items()} for f, feats in self.features.items()},
+            sums={f: {n: v.copy() for n, v in acc.items()} for f, acc in self.sums.items()},
+            weight_sum={f: float(w) for f, w in self.weight_sum.items()})
+
+    def restore(self, state: WindowsState) -> None:
+        """Continue from ``state`` (:meth:`snapshot`)."""
+        self.last_read = int(state.last_read)
+        self.placed = state.placed
+        self.features = {int(f): {n: v.to(self.device) for n, v in feats.items()}
+                         for f, feats in state.features.items()}
+        self.sums = {int(f): {n: np.asarray(v, np.float64).copy() for n, v in acc.items()}
+                     for f, acc in state.sums.items()}
+        self.weight_sum = {int(f): float(w) for f, w in state.weight_sum.items()}
+        self.pending = {}
 
     def read(self, source: Iterator[Frame], until: int) -> None:
         """Read frames up to index ``until - 1``."""

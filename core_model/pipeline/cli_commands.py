@@ -59,7 +59,8 @@ EXIT_INTERRUPTED = 130  # the shell's status for a command ended by SIGINT
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Reconstruct a video into a result file. Exit status 0, 2 (bad input: nothing written), 3 (a damaged or
-    truncated video: the result holds the frames before the damage) or 130 (Ctrl-C: nothing written)."""
+    truncated video: the result holds the frames before the damage) or 130 (Ctrl-C: nothing written). A run
+    killed without a word (SIGKILL, power cut) continues where it stood when the same command is run again."""
     bar = ProgressBar()
     previous = _terminate_like_ctrl_c()
     try:
@@ -130,7 +131,8 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
         refine = RefineConfig()
     run = reconstruct(args.video, args.output, model, model_preset=preset, checkpoint_sha256=ckpt_hash, roi=roi,
                       batch=args.batch, device=device, refine=refine, refine_threads=args.threads,
-                      witness=load_witness(args.witness, device), detect_workers=args.detect_workers)
+                      witness=load_witness(args.witness, device), detect_workers=args.detect_workers,
+                      resume=not args.restart)
     # Process-wide torch settings go back as they were afterwards (the CLI may be called in-process).
     with contextlib.closing(run), torch.no_grad(), _restored(lambda: torch.set_num_threads(threads)):
         for event in run:
@@ -146,6 +148,9 @@ def _run(args: argparse.Namespace, bar: ProgressBar) -> int:
                 if "refine" in event.result.meta.extra:
                     print(_refine_summary(event.result.meta.extra["refine"]))
             else:
+                if event.note:
+                    bar.end()
+                    print(f"interhand run: {event.note}", file=sys.stderr)
                 if event.message:
                     bar.end()
                     stopped = event.message
@@ -222,6 +227,9 @@ def add_model_options(p: argparse.ArgumentParser, batch: bool = False) -> None:
                        help="processes that decode and detect hands in segments of the video (default: one per "
                             "usable core, and 1 (this process) on two cores or fewer, where 2 gain 1.1-1.5x on an "
                             "idle machine but lose under load from other processes)")
+        p.add_argument("--restart", action="store_true",
+                       help="start again even if a killed run of the same video, result file, model and settings "
+                            "left its finished windows (by default the run continues from them)")
     p.add_argument("--refine", action="store_true",
                    help="fit the network's hands to the detector's landmarks (test-time refinement); stores "
                         "refined_* beside the network's result")

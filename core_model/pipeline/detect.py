@@ -85,6 +85,30 @@ def native_chatter_held_back() -> Iterator[None]:
                 sys.stderr.write("".join(kept))
 
 
+def _import_tasks():
+    """``mediapipe.tasks.python`` (BaseOptions, vision), imported once, without pinning the importer's frames.
+
+    Why: mediapipe's ``tasks.python.audio.core.audio_record`` imports ``sounddevice`` inside ``try`` and keeps the
+    OSError it raises without PortAudio (``sd_error``, a module global) for later. That exception's traceback holds
+    the frame that caught it, and through ``f_back`` every frame of whatever first imported mediapipe: the GUI's
+    ``Runs.start`` (its window, panels and plotters) or a run's generator (its model and arrays). They stayed alive
+    until the interpreter's exit and were freed during its finalisation, where shiboken (PySide6 6.11) no longer
+    clears the weak references to the Qt wrappers it frees: pyqtgraph's WidgetGroup then cleared a weak reference
+    inside freed memory, a segmentation fault at exit (found with ``PYTHONMALLOC=debug``; see BENCHMARKS.md
+    "GUI soak"). Dropping the tracebacks of such module-level exceptions lets those frames go; mediapipe only ever
+    re-raises the exception, which needs no traceback."""
+    try:
+        from mediapipe.tasks.python import BaseOptions, vision
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("hand detection needs mediapipe: pip install 'mediapipe>=1.2'") from exc
+    for name, module in list(sys.modules.items()):
+        if name.startswith("mediapipe.") and module is not None:
+            for value in list(vars(module).values()):
+                if isinstance(value, BaseException) and value.__traceback__ is not None:
+                    value.__traceback__ = None
+    return BaseOptions, vision
+
+
 def warm_up_detector() -> None:
     """Import MediaPipe's Tasks API and load its native library now, in the calling thread; later calls cost
     nothing.
@@ -94,10 +118,7 @@ def warm_up_detector() -> None:
     run's worker starts; otherwise the worker's first detector does both and the window freezes mid-run. mediapipe
     1.2 has no public way to load the library alone, so this uses its internal loader: the version is pinned in
     pyproject.toml, and the tests call this function."""
-    try:
-        import mediapipe.tasks.python.vision  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("hand detection needs mediapipe: pip install 'mediapipe>=1.2'") from exc
+    _import_tasks()
     from mediapipe.tasks.python.core.mediapipe_c_bindings import load_raw_library
 
     load_raw_library()
@@ -168,10 +189,7 @@ class MediaPipeHandDetector:
 
     def __init__(self, model_path: str | os.PathLike[str] | None = None, min_detection: float = 0.5,
                  min_presence: float = 0.5, min_tracking: float = 0.5, mirrored: bool = False) -> None:
-        try:
-            from mediapipe.tasks.python import BaseOptions, vision
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("hand detection needs mediapipe: pip install 'mediapipe>=1.2'") from exc
+        BaseOptions, vision = _import_tasks()
         self.model_path = Path(model_path) if model_path is not None else asset_path(*BUNDLE)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"model_path: no such file {self.model_path}")

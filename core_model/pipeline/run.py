@@ -4,8 +4,13 @@ signals, the CLI draws a progress bar; cancel is cooperative, between batches).
 Two passes over the video, one frame in memory at a time: the first detects hands (the regions need the whole
 sequence, see ``region.py``), the second cuts crops and feeds the windows to the model. Finished frames go to a
 hidden parts folder beside the result (``store.py``: memory stays bounded on long videos); the result file is
-written at the end, atomically, and the parts folder removed whatever happens: a cancelled, failed or
-interrupted run leaves nothing behind.
+written at the end, atomically, and the parts folder removed whenever the run ends in Python's hands: a
+cancelled, failed or interrupted (Ctrl-C, SIGTERM) run leaves nothing behind.
+
+A run killed without a word (SIGKILL, the out-of-memory killer, a power cut, a native crash) leaves its parts
+folder, named after the run's source, settings and model (``parts.py``): the same command then continues from the
+last checkpoint (pass 1's regions, and the windows run so far with the windowed inference's state) instead of
+starting again, and writes the arrays an uninterrupted run writes, bit for bit (``resume=False`` starts again).
 
 With ``refine`` a third step fits the network's hands to the detector's landmarks (``core_model.refine``) once
 every window has run, and stores the ``refined_*`` arrays beside the network's result. Refinement works on whole
@@ -20,6 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +37,8 @@ from core_model import __version__
 from core_model.cancel import check_cancel
 from core_model.geometry.interpenetration import HandMeshes, detect_interpenetration
 from core_model.network.landmarks import landmark_input
-from core_model.network.windowed import Frame, plan_windows, run_windows
+from core_model.network.windowed import Frame, InferenceUpdate, WindowsState, plan_windows, run_windows
+from core_model.pipeline import parts as run_parts
 from core_model.pipeline.detect import MediaPipeHandDetector, Witness, detect_frames
 from core_model.pipeline.detect_parallel import Detections, default_workers, detect_in_workers, plan_segments
 from core_model.pipeline.prefetch import Prefetch
@@ -82,6 +89,8 @@ class RunEvent:
     """stage: ``detect``, ``model``, ``refine`` (with ``reconstruct(refine=...)``) or ``done``; done/total in that
     stage's units (frames, windows, the refinement fit's iterations: see :func:`_refine_into`);
     frames: indices whose results are final (model stage); result: the finished record (done stage).
+    message: a warning (the video is damaged: decoding stopped early) or, at ``done``, what was written; note:
+    news that is no warning (an interrupted run continues).
     arrays (model stage): the run's per-frame arrays by result-file name, filled in place as windows finish, so a
     viewer can show the frames listed so far while the run goes on (read them; never write)."""
 
@@ -92,6 +101,7 @@ class RunEvent:
     result: Reconstruction | None = None
     message: str = ""
     arrays: dict[str, np.ndarray] | None = None
+    note: str = ""
 
 
 def detect_regions(video: str | os.PathLike[str], roi: tuple[float, float, float, float] | None = None,
@@ -149,8 +159,8 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
                 cancel: Callable[[], bool] | None = None, autocast: torch.dtype | None = None,
                 encode_batch: int = 8, timer: StageTimer | None = None, refine: RefineConfig | None = None,
                 refine_threads: int | None = None, witness: Witness | None = None,
-                detected: Iterable[RunEvent | HandRegions] | None = None, detect_workers: int | None = None
-                ) -> Iterator[RunEvent]:
+                detected: Iterable[RunEvent | HandRegions] | None = None, detect_workers: int | None = None,
+                resume: bool = True) -> Iterator[RunEvent]:
     """Reconstruct ``video`` with ``model`` (an STCNet in eval mode on ``device``) and write ``output``: detect,
     infer, optionally refine, write (the steps of :class:`_Run`).
 
@@ -171,16 +181,27 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
     on this one): what :func:`detect_regions` yielded for this video, ``roi`` and ``witness``, the regions last;
     the events that carry a message (a damaged file's stop) must be among them, the per-frame ones may be left
     out. ``detect_workers``: processes for pass 1 (:func:`detect_regions`' ``workers``; None: from the usable
-    cores)."""
+    cores).
+
+    ``resume``: continue an interrupted run of the same source, output, model and settings when its parts folder
+    is there (``parts.py``; a RunEvent's ``note`` says so); False discards it and starts again. A run with a
+    ``witness`` always starts afresh: its masks are not checkpointed yet."""
     output = Path(output)
     if output.suffix != ".npz":
         raise ValueError(f"output: a result file ends in .npz, got {output.name}")
+    if not Path(video).exists():
+        raise FileNotFoundError(f"video: no such file or folder {video}")
     check_output_folder(output)  # before minutes of work, not after
+    identity = run_identity(video, model, model_preset=model_preset, checkpoint_sha256=checkpoint_sha256, roi=roi,
+                            batch=batch, overlap=overlap, device=device, autocast=autocast,
+                            encode_batch=encode_batch, refine=refine, witness=witness is not None)
     run = _Run(video, output, model, cancel=cancel, timer=timer)
-    yield from run.detect(roi, witness, detected, detect_workers)
     created = _make_folders(output.parent)
     saved = False
+    parts = None
     try:
+        run.parts = parts = run_parts.RunParts(output, identity, fresh=not resume or witness is not None)
+        yield from run.detect(roi, witness, detected, detect_workers)
         yield from run.infer(overlap=overlap, batch=batch, device=device, autocast=autocast,
                              encode_batch=encode_batch)
         if refine is not None:
@@ -189,13 +210,31 @@ def reconstruct(video: str | os.PathLike[str], output: str | os.PathLike[str], m
         with stage(timer, "write"):
             result = run.write(model_preset=model_preset, checkpoint_sha256=checkpoint_sha256)
         saved = True
+        run_parts.remove_superseded(output, keep=parts.folder)
         yield RunEvent("done", 1, 1, result=result, message=f"wrote {output}")
     finally:
         run.close()
+        if parts is not None:
+            parts.remove()  # the run ended in Python's hands: written, failed or cancelled
         if not saved:
             for folder in reversed(created):
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # only if empty: never anything but what this run made
+
+
+def run_identity(video: str | os.PathLike[str], model: torch.nn.Module, *, model_preset: str,
+                 checkpoint_sha256: str, roi: tuple[float, float, float, float] | None, batch: int,
+                 overlap: int | None, device: torch.device | str, autocast: torch.dtype | None, encode_batch: int,
+                 refine: RefineConfig | None, witness: bool = False) -> dict:
+    """Everything that decides a run's result, as plain JSON: the parts folder's key (``parts.py``)."""
+    return {"source": run_parts.source_identity(video),
+            "model": {"weights_sha256": run_parts.weights_sha256(model), "preset": model_preset,
+                      "checkpoint_sha256": checkpoint_sha256, "hand_model": model.hand_model.name,
+                      "config": model.config.to_dict()},
+            "settings": {"roi": list(roi) if roi is not None else None, "batch": batch, "overlap": overlap,
+                         "device": torch.device(device).type, "autocast": str(autocast), "encode_batch": encode_batch,
+                         "refine": dataclasses.asdict(refine) if refine is not None else None,
+                         "witness": "fused" if witness else "mediapipe"}}
 
 
 class _Run:
@@ -207,6 +246,7 @@ class _Run:
                  cancel: Callable[[], bool] | None, timer: StageTimer | None) -> None:
         self.video, self.output, self.model = video, output, model
         self.cancel, self.timer = cancel, timer
+        self.parts: run_parts.RunParts | None = None  # where the stores live and checkpoints go
         self.regions: HandRegions | None = None
         self.decode_stopped = ""
         self.stores: dict[str, FrameStore] = {}   # "frames", "windows", "refined": the parts folder's arrays
@@ -225,23 +265,33 @@ class _Run:
                detected: Iterable[RunEvent | HandRegions] | None = None, workers: int | None = None
                ) -> Iterator[RunEvent]:
         """Pass 1: the detector (and ``witness``) over every frame, then the regions to crop (``roi``: a fixed
-        one); ``detected``: pass 1's items made elsewhere (see :func:`reconstruct`); ``workers``: detection
-        processes (see :func:`detect_regions`)."""
+        one); an interrupted run's regions when the parts folder has them; ``detected``: pass 1's items made
+        elsewhere (see :func:`reconstruct`); ``workers``: detection processes (see :func:`detect_regions`)."""
         self.witness = witness
-        items = (detect_regions(self.video, roi, self.cancel, self.timer, witness, workers) if detected is None
-                 else detected)
-        for item in items:
-            if isinstance(item, HandRegions):
-                self.regions = item
-            else:
-                self.decode_stopped = item.message or self.decode_stopped
-                yield item
+        saved = self.parts.regions() if self.parts is not None else None
+        if saved is not None:
+            self.regions, self.decode_stopped = saved
+            n = len(self.regions)
+            yield RunEvent("detect", n, n, message=self.decode_stopped,
+                           note=f"continuing an interrupted run (parts in {self.parts.folder.name}): hands already "
+                                f"found on the {n} frames")
+        else:
+            items = (detect_regions(self.video, roi, self.cancel, self.timer, witness, workers) if detected is None
+                     else detected)
+            for item in items:
+                if isinstance(item, HandRegions):
+                    self.regions = item
+                else:
+                    self.decode_stopped = item.message or self.decode_stopped
+                    yield item
         if self.regions is None:  # detect_regions always ends with the regions
             raise RuntimeError("detect_regions: ended without regions")
         if not self.regions.region_valid.any():
             raise ValueError(f"video: no hands found on any of the {len(self.regions)} frames of "
                              f"{Path(self.video).name}")
         self.symbols["N"] = len(self.regions)
+        if saved is None and self.parts is not None:
+            self.parts.save_regions(self.regions, self.decode_stopped)
 
     def _rows(self, table: dict[str, tuple[tuple[int | str, ...], str]], names) -> dict:
         kinds = {"b": bool, "i": np.int8}
@@ -263,8 +313,10 @@ class _Run:
         landmarks = None
         if model.config.landmarks:  # the detector's landmarks, in each frame's crop, guide the network
             landmarks = landmark_input(torch.from_numpy(landmarks_in_crops(regions.det_keypoints2d, regions.bbox)))
-        store = self.stores["frames"] = FrameStore(self.output, n, self._rows({**FRAME_ARRAYS, **OPTIONAL_ARRAYS},
-                                                                              STORED))
+        store = self.stores["frames"] = self._store("frames", n, self._rows({**FRAME_ARRAYS, **OPTIONAL_ARRAYS},
+                                                                           STORED))
+        resume = self._resume_point(store, len(windows), int(batch))
+        start = resume.last_read + 1 if resume is not None else 0
         self.arrays = dict(store.views())
         self.arrays["bbox"], self.arrays["valid"] = regions.bbox, regions.valid & has_region[:, None]
         self.arrays["det_keypoints2d"], self.arrays["det_score"] = regions.det_keypoints2d, regions.det_score
@@ -280,7 +332,7 @@ class _Run:
                 for index, frame in decoded:
                     if index >= n:
                         break
-                    if has_region[index]:
+                    if has_region[index] and index >= start:  # a resumed run has the frames before
                         with stage(timer, "crop"):
                             crop = crop_frame(frame, regions.bbox[index], size)
                         if masks is not None:
@@ -288,21 +340,88 @@ class _Run:
                                 masks.write("masks", [index], self.witness.segment(frame, regions.bbox[index])[None])
                         yield Frame(index, crop, None if landmarks is None else landmarks[index])
 
+            if resume is not None:
+                done = np.flatnonzero(store.written()["vertices"])
+                yield RunEvent("model", resume.next_window, len(windows), frames=done, arrays=self.arrays,
+                               note=f"continuing an interrupted run: {resume.next_window} of {len(windows)} windows "
+                                    f"({len(done)} frames) were finished")
             # Decoding and cropping overlap the model; the prefetcher is closed before the source is.
             prefetched = stack.enter_context(Prefetch(frames(), depth=2 * length, name="crops"))
+            saved_at = time.monotonic()
             for update in run_windows(model, prefetched, windows, overlap=self.overlap, batch=batch, device=device,
                                       cancel=self.cancel, encode_batch=encode_batch, autocast=autocast,
-                                      timer=timer):
+                                      timer=timer, resume=resume):
                 if len(update.frames):
                     self._store_frames(update.frames, update.outputs)
                 with stage(timer, "write"):
                     self._store_windows(update.windows, len(windows))
+                    if (update.done == update.total
+                            or time.monotonic() - saved_at >= run_parts.CHECKPOINT_SECONDS):
+                        self._checkpoint(update)
+                        saved_at = time.monotonic()
                 yield RunEvent("model", update.done, update.total, frames=update.frames, arrays=self.arrays)
         with stage(timer, "write"):
             store.finalise()
             if masks is not None:
                 masks.finalise()
                 self.arrays["masks"] = masks.views()["masks"]
+
+    def _store(self, kind: str, n: int, rows: dict) -> FrameStore:
+        """The frame store ``kind`` (``frames``, ``windows``, ``refined``) in the run's parts folder."""
+        folder = self.parts.store_folder(kind) if self.parts is not None else None
+        return FrameStore(self.output, n, rows, folder=folder)
+
+    def _resume_point(self, store: FrameStore, total: int, batch: int) -> WindowsState | None:
+        """The windowed inference's state an interrupted run checkpointed, with the stores' rows it had finished
+        (restored into ``store`` and into the attention maps' store, made here); None to start at the first
+        window."""
+        checkpoint = self.parts.checkpoint() if self.parts is not None else None
+        if checkpoint is None:
+            return None
+        try:
+            saved = checkpoint["state"]
+            state = WindowsState(
+                next_window=int(saved["next_window"]), last_read=int(saved["last_read"]), placed=saved["placed"],
+                features={int(f): dict(v) for f, v in saved["features"].items()},
+                sums={int(f): {k: v.numpy() for k, v in acc.items()} for f, acc in saved["sums"].items()},
+                weight_sum={int(f): float(w) for f, w in saved["weight_sum"].items()})
+            if int(checkpoint["windows_total"]) != total or not 0 <= state.next_window <= total:
+                raise ValueError(f"{checkpoint['windows_total']} windows planned, {total} now")
+            store.restore_written({k: v.numpy() for k, v in checkpoint["written"]["frames"].items()})
+            windows = checkpoint["written"].get("windows")
+            self.window_frames = [tuple(span) for span in checkpoint["window_frames"].tolist()]
+            if windows:  # the attention maps' store, made now: no window may be left to run that would make it
+                rows = {name: (tuple(shape), np.float32) for name, shape in checkpoint["window_rows"].items()}
+                self.stores["windows"] = self._store("windows", total, rows)
+                self.stores["windows"].restore_written({k: v.numpy() for k, v in windows.items()})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("%s: its checkpoint does not fit this run (%s); running every window again",
+                        self.parts.folder, exc)
+            store.restore_written({k: np.zeros(len(v), bool) for k, v in store.written().items()})
+            self.window_frames = []
+            windows_store = self.stores.pop("windows", None)
+            if windows_store is not None:
+                windows_store.close()
+            return None
+        log.info("continuing an interrupted run at window %d of %d", state.next_window, total)
+        return state
+
+    def _checkpoint(self, update: InferenceUpdate) -> None:
+        """Record in the parts folder how far the run got (the stores' rows made durable first)."""
+        for store in self.stores.values():
+            store.sync()
+        state = update.state()
+        self.parts.save_checkpoint({
+            "windows_done": update.done, "windows_total": update.total,
+            "window_frames": torch.tensor(self.window_frames, dtype=torch.int64).reshape(-1, 2),
+            "written": {kind: {name: torch.from_numpy(mask) for name, mask in self.stores[kind].written().items()}
+                        for kind in ("frames", "windows") if kind in self.stores},
+            "window_rows": {name: list(shape) for name, (shape, _) in self.stores["windows"].rows.items()}
+            if "windows" in self.stores else {},
+            "state": {"next_window": state.next_window, "last_read": state.last_read, "placed": state.placed,
+                      "features": state.features,
+                      "sums": {f: {k: torch.from_numpy(v) for k, v in acc.items()} for f, acc in state.sums.items()},
+                      "weight_sum": state.weight_sum}}, update.done, update.total)
 
     def _store_frames(self, frames: np.ndarray, out: dict[str, np.ndarray]) -> None:
         """Finished frames: their interpenetration, their keypoints in frame pixels, into the parts folder."""
@@ -326,7 +445,7 @@ class _Run:
                 continue
             store = self.stores.get("windows")
             if store is None:
-                store = self.stores["windows"] = FrameStore(self.output, total, {
+                store = self.stores["windows"] = self._store("windows", total, {
                     k: (maps[k].shape, np.float32) for k in ("mhsa_attention", "mhca_attention") if k in maps})
             store.write("mhsa_attention", [len(self.window_frames)], maps["mhsa_attention"][None])
             if "mhca_attention" in maps and "mhca_attention" in store.names:
@@ -337,7 +456,7 @@ class _Run:
                ) -> Iterator[RunEvent]:
         """Test-time refinement of the finished arrays into the ``refined_*`` parts (:func:`_refine_into`)."""
         rows = self._rows(REFINED_ARRAYS, REFINED_ARRAYS)
-        store = self.stores["refined"] = FrameStore(self.output, len(self.regions), rows)
+        store = self.stores["refined"] = self._store("refined", len(self.regions), rows)  # refined from the start
         self.refine_meta = yield from _refine_into(self.arrays, store, {k: r[0] for k, r in rows.items()},
                                                    self.model.hand_model, config, device=device,
                                                    image_size=self.image_size, cancel=self.cancel, threads=threads)
@@ -363,7 +482,7 @@ class _Run:
                           software_version=__version__, extra=extra)
         result = Reconstruction(meta=meta, **self.arrays, region_source=self.regions.source,
                                 witness=self.regions.witness, **windowed, refined=refined)
-        save_result(result, self.output)
+        save_result(result, self.output, scratch=self.parts.folder if self.parts is not None else None)
         return result
 
     def close(self) -> None:

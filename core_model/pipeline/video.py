@@ -191,6 +191,28 @@ def truncation_reason(name: str, frames_read: int, expected: int) -> str | None:
     return None
 
 
+def declared_image_size(path: Path) -> tuple[str, int] | None:
+    """(``"WxH"``, pixels) an image file's header declares, read without decoding it (Pillow); None when Pillow does
+    not know the format (OpenCV's own limit of a gigapixel then bounds what it decodes). Why: an image's header can
+    declare any size, and decoding allocates it first."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = (int(v) for v in image.size)
+                return f"{width}x{height}", width * height
+    except Image.DecompressionBombError as exc:  # Pillow refuses to open it at all; its message holds the size
+        numbers = [int(n) for n in re.findall(r"\d+", str(exc))]
+        pixels = numbers[0] if numbers else MAX_PIXELS + 1
+        return f"{pixels} pixels", pixels
+    except Exception:  # not a format Pillow knows, or damaged: OpenCV decides
+        return None
+
+
 def _natural_key(path: Path) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
@@ -230,9 +252,14 @@ class ImageFolderSource:
         return len(self.files)
 
     def _load_raw(self, index: int) -> np.ndarray:
-        image = cv2.imread(str(self.files[index]), cv2.IMREAD_UNCHANGED)
+        path = self.files[index]
+        declared = declared_image_size(path)
+        if declared is not None and declared[1] > MAX_PIXELS:
+            raise VideoError(f"image folder: {path} declares {declared[0]}, more than {MAX_PIXELS} pixels (not "
+                             "decoded)")
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
-            raise VideoError(f"image folder: {self.files[index]} is not an image OpenCV can read")
+            raise VideoError(f"image folder: {path} is not an image OpenCV can read")
         return image
 
     def read(self, index: int) -> np.ndarray:
@@ -240,7 +267,7 @@ class ImageFolderSource:
             raise IndexError(f"index: expected 0 <= index < {len(self.files)}, got {index!r}")
         frame = to_rgb8(self._load_raw(int(index)))
         if frame.shape[:2] != (self.info.height, self.info.width):
-            raise VideoError(f"image folder: {self.files[index].name} is {frame.shape[1]}x{frame.shape[0]}, the "
+            raise VideoError(f"image folder: {self.files[index]} is {frame.shape[1]}x{frame.shape[0]}, the "
                              f"first image {self.info.width}x{self.info.height}; all frames must have one size")
         return frame
 

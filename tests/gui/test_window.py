@@ -5,7 +5,6 @@ results and seek, the attention panel shows the current window's maps; errors re
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from gui.pixels import hand_pixels, qimage_array, red_pixels
 from PySide6 import QtCore, QtGui
 
@@ -358,22 +357,3 @@ def test_drop_and_recent_files(window, files, qtbot):
     assert window.session.video_path == files["clip"] and window.session.primary.label == "b"
     assert window.recent_files()[:2] == [str(files["b"].resolve()), str(files["clip"].resolve())]  # newest first
     assert [a.text() for a in window.recent_menu.actions()][:2] == window.recent_files()[:2]
-
-
-@pytest.mark.parametrize("count", [3])
-def test_repeated_open_close_does_not_leak_windows(qtbot, files, count):
-    from PySide6 import QtWidgets
-
-    from viewer.main_window import MainWindow
-
-    before = len(QtWidgets.QApplication.topLevelWidgets())
-    for _ in range(count):
-        win = MainWindow()
-        win.show()
-        win.open_path(files["a"])
-        qtbot.waitExposed(win)
-        win.close()
-        win.deleteLater()
-        qtbot.wait(20)
-    QtWidgets.QApplication.processEvents()
-    assert len(QtWidgets.QApplication.topLevelWidgets()) <= before + 1

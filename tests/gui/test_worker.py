@@ -5,6 +5,7 @@ reaches a dialog."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -135,3 +136,52 @@ def test_run_dialog_refine_reaches_the_result_file(window, openhand, tmp_path, q
     assert set(result.refined) >= {"keypoints", "vertices", "gate"}
     assert result.refined["keypoints"].shape == result.keypoints.shape
     assert result.meta.extra["refine"]["chunks"] == 1
+
+
+def test_run_dialog_offers_to_continue_an_interrupted_run(window, openhand, tmp_path, qtbot):
+    """A killed run's parts beside the result file, of the same video, checkpoint and settings: the app asks
+    whether to continue it (and says how far it got). Cancel starts nothing; "Start again" runs with resume off,
+    and the finished run removes the parts it superseded."""
+    from PySide6 import QtWidgets
+
+    from core_model.network import STCNet, STCNetConfig, save_checkpoint
+    from core_model.pipeline import parts as run_parts
+    from core_model.results import file_sha256
+    from viewer.runs import CONTINUE_DIALOG
+
+    clip = write_clip(tmp_path / "clip.avi", n=14)
+    output = tmp_path / "run.npz"
+    checkpoint = save_checkpoint(tmp_path / "ck.pt", STCNet(STCNetConfig.from_preset("lite", input_size=64, frames=4),
+                                                            openhand, imagenet_weights=None))
+    settings = RunSettings(clip, output, checkpoint=checkpoint, roi=(10, 10, 100, 100), hand_model="openhand",
+                           batch=1)
+    assert window.runs.continue_or_restart(settings) is settings  # nothing to continue: no question
+    killed = tmp_path / ".run.0123456789abcdef.parts"
+    killed.mkdir()
+    (killed / "run.json").write_text(json.dumps({
+        "format": run_parts.FORMAT, "version": run_parts.VERSION, "key": "killed", "output": str(output.resolve()),
+        "source": run_parts.source_identity(clip), "model": {"checkpoint_sha256": file_sha256(checkpoint)},
+        "settings": {"roi": [10, 10, 100, 100], "batch": 1, "device": "cpu", "refine": None},
+        "progress": {"stage": "infer", "windows_done": 3, "windows_total": 6}}))
+    asked = []
+
+    def answer(button: str) -> None:
+        boxes = [w for w in QtWidgets.QApplication.topLevelWidgets()
+                 if w.objectName() == CONTINUE_DIALOG and w.isVisible()]
+        if not boxes:
+            QtCore.QTimer.singleShot(20, lambda: answer(button))
+            return
+        asked.append(boxes[0].text())
+        next(b for b in boxes[0].buttons() if b.text().replace("&", "") == button).click()
+
+    for button, resume in (("Cancel", None), ("Continue", True), ("Start again", False)):
+        QtCore.QTimer.singleShot(0, lambda button=button: answer(button))
+        chosen = window.runs.continue_or_restart(settings)
+        assert (chosen.resume if chosen is not None else None) is resume, button
+    assert len(asked) == 3 and "3 of 6 windows of the model were finished" in asked[0]
+    assert window.runs.continue_or_restart(RunSettings(clip, output, checkpoint=checkpoint, hand_model="openhand",
+                                                       batch=1)) is not None  # another region: no question
+    window.runs.start(chosen, small_model(openhand))
+    qtbot.waitUntil(lambda: window.job_runner.worker is None, timeout=60000)
+    assert window.last_error == "" and output.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt", "clip.avi", "run.npz"]  # superseded parts gone
