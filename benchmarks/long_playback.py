@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from playback import new_window, open_all, run_loop  # this folder's: the window set up alike
 
 
 def resident_mib() -> float:
@@ -62,23 +63,13 @@ def long_copy(result_path: Path, video_path: Path, frames: int, folder: Path) ->
     return save_result(result, folder / "long.npz"), video
 
 
-def run_loop(ms: int) -> None:
-    from PySide6 import QtCore
-
-    loop = QtCore.QEventLoop()
-    QtCore.QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="how long to play")
     parser.add_argument("--frames", type=int, default=18000, help="frames of the long result (18,000: 10 min)")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between memory samples")
     args = parser.parse_args(argv)
-    from PySide6 import QtCore
-
-    from viewer.app import create_app, demo_files
+    from viewer.app import demo_files
 
     demo = demo_files()
     if len(demo) < 2:
@@ -88,16 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     result, video = long_copy(demo[1], demo[0], args.frames, folder)
     print(f"made {result.name} ({result.stat().st_size / 2**20:.0f} MiB) and {video.name} "
           f"({video.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - started:.0f} s", flush=True)
-    create_app()
-    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)  # leave the user's settings alone
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, str(folder))
-    from viewer.main_window import MainWindow
-
-    window = MainWindow()
-    window.show()
+    window = new_window(str(folder))
     before_open = resident_mib()
-    if not window.open_path(result):
-        print(f"cannot open {result}: {window.last_error}", file=sys.stderr)
+    if not open_all(window, [result]):
         return 2
     timeline = window.panels["timeline"]
     timeline.loop.setChecked(True)

@@ -28,6 +28,31 @@ def run_loop(ms: int) -> None:
     loop.exec()
 
 
+def new_window(settings_folder: str):
+    """The app and a shown MainWindow whose settings go to ``settings_folder`` (the user's are left alone)."""
+    from PySide6 import QtCore
+
+    from viewer.app import create_app
+
+    create_app()
+    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)
+    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope, settings_folder)
+    from viewer.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    return window
+
+
+def open_all(window, files: list[Path]) -> bool:
+    """Open ``files`` in ``window``; False (and why, on stderr) at the first that cannot be opened."""
+    for path in files:
+        if not window.open_path(path):
+            print(f"cannot open {path}: {window.last_error}", file=sys.stderr)
+            return False
+    return True
+
+
 def show_results(window, count: int, last: Path) -> None:
     """Show ``count`` results side by side in the 3D panel, made up with copies of ``last`` where fewer are open."""
     scene = window.panels["scene"]
@@ -47,25 +72,14 @@ def main(argv: list[str] | None = None) -> int:
                         "fps; 4x shows the rate the viewer could reach)")
     parser.add_argument("--views", type=int, default=1, help="results the 3D panel compares, one view each (1-4)")
     args = parser.parse_args(argv)
-    from PySide6 import QtCore
-
-    from viewer.app import create_app, demo_files
-
-    create_app()
-    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)  # leave the user's settings alone
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
-                             tempfile.mkdtemp(prefix="interhand-playback-settings-"))
-    from viewer.main_window import MainWindow
+    from viewer.app import demo_files
 
     files = args.files or demo_files()
     if not files:
         parser.error("no files given and no demo installed (assets/demo/)")
-    window = MainWindow()
-    window.show()
-    for path in files:
-        if not window.open_path(path):
-            print(f"cannot open {path}: {window.last_error}", file=sys.stderr)
-            return 2
+    window = new_window(tempfile.mkdtemp(prefix="interhand-playback-settings-"))
+    if not open_all(window, files):
+        return 2
     if args.views > 1:
         show_results(window, args.views, [p for p in files if p.suffix == ".npz"][-1])
     timeline = window.panels["timeline"]

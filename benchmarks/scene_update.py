@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from playback import run_loop, show_results  # this folder's: the window set up alike
+from playback import new_window, open_all, run_loop, show_results  # this folder's: the window set up alike
 
 
 def time_frames(window, frames: range) -> tuple[list[float], list[float]]:
@@ -43,26 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="*", type=Path, help="result files (.npz) and optionally their video")
     parser.add_argument("--frames", type=int, default=120, help="frames to time per configuration")
     args = parser.parse_args(argv)
-    from PySide6 import QtCore
-
-    from viewer.app import create_app, demo_files
-
-    create_app()
-    QtCore.QSettings.setDefaultFormat(QtCore.QSettings.Format.IniFormat)  # leave the user's settings alone
-    QtCore.QSettings.setPath(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
-                             tempfile.mkdtemp(prefix="interhand-scene-settings-"))
-    from viewer.main_window import MainWindow
+    from viewer.app import demo_files
     from viewer.panels.shown import MAX_SHOWN
 
     files = args.files or demo_files()
     if not files:
         parser.error("no files given and no demo installed (assets/demo/)")
-    window = MainWindow()
-    window.show()
-    for path in files:
-        if not window.open_path(path):
-            print(f"cannot open {path}: {window.last_error}", file=sys.stderr)
-            return 2
+    window = new_window(tempfile.mkdtemp(prefix="interhand-scene-settings-"))
+    if not open_all(window, files):
+        return 2
     scene = window.panels["scene"]
     show_results(window, MAX_SHOWN, [p for p in files if p.suffix == ".npz"][-1])
     scene.follow.setChecked(True)
