@@ -25,7 +25,6 @@ import json
 import os
 import pickle
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_REAL = ROOT.parent / "shared" / "real-media"
+
+from pipeline import spawn as spawn_case  # noqa: E402 (this folder's: cases run in processes alike)
 
 from core_model.pipeline.detect_parallel import WARMUP, plan_segments  # noqa: E402 (after the path is set)
 
@@ -85,14 +86,8 @@ def worker(argv: list[str]) -> int:
 
 
 def spawn(case: dict) -> dict:
-    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True,
-                          env=env)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode or not lines:
-        raise RuntimeError(f"case {case} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = json.loads(lines[-1][len("RESULT "):])
+    """One case in a fresh process (``pipeline.spawn``), with the detections it pickled beside its figures."""
+    result = spawn_case(case, __file__)
     with open(case["out"], "rb") as f:
         result.update(pickle.load(f))
     return result

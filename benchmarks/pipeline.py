@@ -164,11 +164,12 @@ def worker(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------------------------ parent side
 
 
-def spawn(case: dict) -> dict:
-    """Run one case in a fresh process (its own peak RSS)."""
+def spawn(case: dict, script: str = __file__) -> dict:
+    """Run one case in a fresh process (its own peak RSS): ``script --worker CASE``, which prints ``RESULT`` and
+    its JSON (``benchmarks/detect_parallel.py`` runs its cases the same way)."""
     paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]  # keep the caller's too
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, script, "--worker", json.dumps(case)], capture_output=True, text=True,
                           env=env)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not lines:
