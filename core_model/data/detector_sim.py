@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-PALM = [0, 5, 9, 13, 17]
+from core_model.handmodel.keypoints import PALM
 
 
 @dataclasses.dataclass(frozen=True)

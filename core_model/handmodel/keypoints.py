@@ -25,6 +25,10 @@ BONES = tuple((0 if k == 0 else 4 * f + k, 4 * f + k + 1) for f in range(len(FIN
 """The 20 edges (parent, child) of the 21-keypoint skeleton in our order: each finger's chain, its first point on
 the wrist ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), ... (19, 20)). Every figure draws hands with these."""
 
+PALM = [0, 5, 9, 13, 17]
+"""The wrist and the four finger bases (MCP joints): the palm's keypoints, which move with the hand as a whole (a
+list, so that it indexes one axis of numpy arrays and torch tensors alike)."""
+
 FINGERTIP_ORDER = FINGERS
 """Order of a hand model's ``fingertip_ids``."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-PALM = [0, 5, 9, 13, 17]
+from core_model.handmodel.keypoints import PALM
 
 
 def landmark_input(uv: torch.Tensor) -> torch.Tensor:

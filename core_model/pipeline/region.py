@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from core_model.geometry.hand_box import hand_size
+from core_model.handmodel.keypoints import PALM
 from core_model.pipeline.detect import MEDIAPIPE, NO_WITNESS, PERCEPTION, FrameHands
 
 NONE, INFERRED, DETECTED = 0, 1, 2
@@ -83,7 +84,7 @@ def _logit(p: np.ndarray | float) -> np.ndarray:
 
 
 def _centre(keypoints: np.ndarray) -> np.ndarray:
-    return np.nanmean(keypoints[..., [0, 5, 9, 13, 17], :], axis=-2)  # wrist and finger bases: the palm
+    return np.nanmean(keypoints[..., PALM, :], axis=-2)  # wrist and finger bases: the palm
 
 
 def _assign_frame(hands: FrameHands, memory: list[tuple[np.ndarray, int, float] | None], t: int,

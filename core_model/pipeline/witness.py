@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from core_model.geometry.hand_box import hand_size
+from core_model.handmodel.keypoints import PALM
 from core_model.perception.infer import FramePerceiver
 from core_model.perception.model import PerceptionNet
 from core_model.pipeline.detect import PERCEPTION, FrameHands
 
-PALM = [0, 5, 9, 13, 17]
 SAME_HAND = 0.5
 """Palm centres closer than this many hand sizes: the two witnesses report the same hand."""
 MASK_SIZE = 80

@@ -13,11 +13,11 @@ import warnings
 import numpy as np
 
 from core_model.geometry.hand_box import hand_size
+from core_model.handmodel.keypoints import PALM
 
 USED, ABSENT, BLOB, SWAPPED, OFF_TRACK, TOO_FAR, RESIDUAL = range(7)
 REASONS = ("used", "absent or not confident", "one blob for two hands", "hands swapped against the prediction",
            "closer to the other hand's track", "too far from the prediction", "residual too large after fitting")
-PALM = [0, 5, 9, 13, 17]
 MIN_LANDMARKS = 8
 """A hand's detection counts when this many landmarks, the palm's five among them, are finite."""
 
